@@ -96,9 +96,7 @@ def file_diff(path: str, old: Side, new: Side) -> FileDiff:
 
     Returns an empty diff when the two sides are equal.
     """
-    if old.content == new.content and old.is_link == new.is_link and not (
-        old.opaque or new.opaque
-    ):
+    if old.content == new.content and old.is_link == new.is_link and not (old.opaque or new.opaque):
         return FileDiff("", 0, 0)
     a_name = git_quote(b"a/" + to_bytes(path))
     b_name = git_quote(b"b/" + to_bytes(path))
@@ -124,4 +122,3 @@ def file_diff(path: str, old: Side, new: Side) -> FileDiff:
     hunks, added, removed = _hunks(old_bytes, new_bytes)
     head += [f"--- {from_name}\n", f"+++ {to_name}\n"]
     return FileDiff("".join(head + hunks), added, removed)
-

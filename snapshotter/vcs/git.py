@@ -1,0 +1,139 @@
+"""Git, through short ``git`` plumbing commands.
+
+``git status`` reads the index's stat cache and the ignore rules, so asking it
+which paths may have changed costs little; contents come from one
+``git cat-file --batch`` per capture.  Every call runs with optional locks
+off (no ``index.lock`` contention with the developer's own git) and with
+``core.fsmonitor`` off, because a repository's config could otherwise name a
+command for us to run.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from snapshotter.errors import WorkspaceError
+from snapshotter.vcs.base import NULL_REV, BaseInfo, Candidate, RevFile
+
+_ENV = {
+    **os.environ,
+    "GIT_OPTIONAL_LOCKS": "0",
+    "GIT_TERMINAL_PROMPT": "0",
+    "LC_ALL": "C",
+}
+_CHUNK = 500  # paths per command line
+
+
+class GitBackend:
+    name = "git"
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._git(["rev-parse", "--git-dir"])  # fails early on a broken repository
+
+    def _git(
+        self, args: Sequence[str | bytes], *, input: bytes | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[bytes]:
+        cmd: list[str | bytes] = [
+            "git",
+            "--literal-pathspecs",
+            "-c",
+            "core.fsmonitor=false",
+            "-c",
+            "core.quotepath=false",
+            *args,
+        ]
+        try:
+            done = subprocess.run(
+                cmd, cwd=self.root, input=input, capture_output=True, env=_ENV, check=False
+            )
+        except OSError as exc:
+            raise WorkspaceError(f"cannot run git: {exc.strerror}") from exc
+        if check and done.returncode != 0:
+            detail = done.stderr.decode("utf-8", "replace").strip().splitlines()
+            raise WorkspaceError(
+                f"git {args[0]!s} failed in {self.root}: {detail[0] if detail else done.returncode}"
+            )
+        return done
+
+    def refresh(self) -> None:
+        pass  # every call reads the repository afresh
+
+    def base(self) -> BaseInfo:
+        head = self._git(["rev-parse", "--verify", "-q", "HEAD^{commit}"], check=False)
+        rev = head.stdout.decode().strip() if head.returncode == 0 else NULL_REV
+        ref = self._git(["symbolic-ref", "-q", "--short", "HEAD"], check=False)
+        branch = ref.stdout.decode("utf-8", "replace").strip() if ref.returncode == 0 else None
+        return BaseInfo(rev=rev, branch=branch or None)
+
+    def candidates(self) -> list[Candidate]:
+        out = self._git(
+            [
+                "status",
+                "--porcelain=v1",
+                "-z",
+                "--untracked-files=all",
+                "--no-renames",
+                "--ignore-submodules=all",
+            ]
+        ).stdout
+        found = []
+        for entry in out.split(b"\0"):
+            if len(entry) < 4:
+                continue
+            code, path = entry[:2], entry[3:]
+            found.append(Candidate(path, tracked=code != b"??"))
+        return found
+
+    def rev_files(self, rev: str, paths: Sequence[bytes]) -> dict[bytes, RevFile]:
+        if rev == NULL_REV or not paths:
+            return {}
+        found: dict[bytes, RevFile] = {}
+        for i in range(0, len(paths), _CHUNK):
+            chunk = list(paths[i : i + _CHUNK])
+            out = self._git(["ls-tree", "-z", "-l", "--full-tree", rev, "--", *chunk]).stdout
+            for entry in out.split(b"\0"):
+                if not entry:
+                    continue
+                meta, path = entry.split(b"\t", 1)
+                mode, kind, oid, size = meta.split()
+                if kind != b"blob":
+                    continue  # a directory or a submodule at that path
+                found[path] = RevFile(int(size), mode == b"120000", oid)
+        return found
+
+    def rev_contents(self, rev: str, files: Iterable[RevFile]) -> dict[bytes, bytes]:
+        oids = sorted({f.key for f in files})
+        if not oids:
+            return {}
+        out = self._git(["cat-file", "--batch"], input=b"\n".join(oids) + b"\n").stdout
+        contents: dict[bytes, bytes] = {}
+        pos = 0
+        for oid in oids:
+            header_end = out.index(b"\n", pos)
+            header = out[pos:header_end].split()
+            size = int(header[2])
+            start = header_end + 1
+            contents[oid] = out[start : start + size]
+            pos = start + size + 1
+        return contents
+
+    def changed_between(self, old_rev: str, new_rev: str) -> list[bytes] | None:
+        if old_rev == new_rev:
+            return []
+        if old_rev != NULL_REV:
+            known = self._git(["cat-file", "-e", f"{old_rev}^{{commit}}"], check=False)
+            if known.returncode != 0:
+                return None
+        if NULL_REV in (old_rev, new_rev):
+            rev = new_rev if old_rev == NULL_REV else old_rev
+            out = self._git(["ls-tree", "-r", "-z", "--name-only", rev]).stdout
+        else:
+            out = self._git(["diff", "--name-only", "-z", "--no-renames", old_rev, new_rev]).stdout
+        return sorted(p for p in out.split(b"\0") if p)
+
+    def close(self) -> None:
+        pass
