@@ -1,0 +1,291 @@
+"""Run the user's build command once and report how it ended.
+
+    run_build(command, cwd, limits) -> BuildOutcome(status, exit_code, output, ...)
+
+The command runs through the user's shell (``$SHELL -c COMMAND``, else ``/bin/sh``) in
+the workspace root, in a process group of its own, with stdin from ``/dev/null`` and
+stdout and stderr merged into one pipe.  One loop reads that pipe in chunks into a
+bounded tail buffer (memory stays O(output_cap) whatever the build prints) while it
+watches two clocks: the build's timeout, and a short drain grace that starts when the
+shell exits (a daemon the build forked may hold the pipe open forever).  When either
+runs out the whole process group gets SIGTERM, then SIGKILL after ``kill_grace_s``.
+The shell is only reaped after the group has been signalled, so its pid (which is the
+group id) cannot be reused while we still signal it.
+
+Status is ``green`` for exit 0 and ``red`` for any other exit, including death by a
+signal; ``timeout`` when the limit ran out; ``error`` when the command could not run
+at all: the shell or ``cwd`` is missing, or the shell said 126 (not executable) or
+127 (command not found).  Failures are reported in the outcome, never raised.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import os
+import selectors
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+__all__ = ["BuildLimits", "BuildOutcome", "run_build"]
+
+# How long to keep reading after the shell exited, before the group is killed.
+DRAIN_GRACE_S = 1.0
+# How long to wait for EOF after SIGKILL (a process outside the group may hold the pipe).
+FINAL_DRAIN_S = 0.5
+# How often the loop checks whether the shell has exited while the pipe is quiet.
+POLL_S = 0.05
+READ_CHUNK = 64 * 1024
+# At most this many bytes are dropped after a cut so the kept tail starts on a line.
+LINE_ALIGN_MAX = 4096
+
+# Exit codes with which POSIX shells report that the command itself could not run.
+SHELL_CANNOT_RUN = {126: "not executable", 127: "command not found"}
+
+
+@dataclass(frozen=True)
+class BuildLimits:
+    timeout_s: float = 600.0
+    output_cap: int = 64 * 1024  # bytes of output kept (the tail)
+    kill_grace_s: float = 2.0  # SIGTERM -> SIGKILL grace for the process group
+
+
+@dataclass(frozen=True)
+class BuildOutcome:
+    status: str  # green, red, timeout, error
+    command: str
+    # None when it never ran or was killed on timeout; negative signal number when the
+    # shell itself died of a signal (a child killed by a signal shows as 128 + N).
+    exit_code: int | None
+    started_at: datetime
+    finished_at: datetime
+    output: str
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _shell() -> str:
+    shell = os.environ.get("SHELL", "")
+    if shell and os.path.isabs(shell) and os.path.isfile(shell) and os.access(shell, os.X_OK):
+        return shell
+    return "/bin/sh"
+
+
+class _Tail:
+    """The last ``cap`` bytes of a stream, in memory bounded by ``cap`` + one chunk."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap = max(0, cap)
+        self.chunks: collections.deque[bytes] = collections.deque()
+        self.size = 0
+        self.cut = 0
+        self.last_cut_byte = b"\n"
+
+    def add(self, chunk: bytes) -> None:
+        self.chunks.append(chunk)
+        self.size += len(chunk)
+        while self.chunks and self.size - len(self.chunks[0]) >= self.cap:
+            dropped = self.chunks.popleft()
+            self.size -= len(dropped)
+            self.cut += len(dropped)
+            if dropped:
+                self.last_cut_byte = dropped[-1:]
+
+    def text(self) -> str:
+        data = b"".join(self.chunks)
+        cut = self.cut
+        if len(data) > self.cap:
+            start = len(data) - self.cap
+            self.last_cut_byte = data[start - 1 : start]
+            data = data[start:]
+            cut += start
+        if cut and self.last_cut_byte != b"\n":
+            # Start on a whole line, so a parser never sees half a path.
+            newline = data.find(b"\n", 0, LINE_ALIGN_MAX)
+            if newline >= 0:
+                data = data[newline + 1 :]
+                cut += newline + 1
+        body = data.decode("utf-8", errors="replace")
+        if cut:
+            return f"[redgreen: {cut} bytes of output cut]\n{body}"
+        return body
+
+
+def _error(command: str, started_at: datetime, message: str) -> BuildOutcome:
+    return BuildOutcome("error", command, None, started_at, _now(), message + "\n")
+
+
+def _set_niceness(target: int) -> Callable[[], None]:
+    # Runs in the child between fork and exec: one syscall, no imports, no allocation
+    # worth mentioning, and never raises (a failure would abort the build).
+    def preexec() -> None:
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, 0, target)
+
+    return preexec
+
+
+def _preexec_for(nice: int) -> Callable[[], None] | None:
+    if nice <= 0:
+        return None
+    try:
+        current = os.getpriority(os.PRIO_PROCESS, 0)
+    except OSError:
+        return None
+    # Niceness only goes up without privileges: never ask to lower it.
+    if current >= nice:
+        return None
+    return _set_niceness(nice)
+
+
+def run_build(
+    command: str, cwd: Path, limits: BuildLimits = BuildLimits(), *, nice: int = 0
+) -> BuildOutcome:
+    """Run ``command`` through the user's shell in ``cwd``; never raises for a bad build.
+
+    ``nice`` > 0 runs the build at that niceness (or the current one, if higher).
+    """
+    started_at = _now()
+    if not os.path.isdir(cwd):
+        return _error(command, started_at, f"[redgreen: build directory does not exist: {cwd}]")
+    shell = _shell()
+    try:
+        proc = subprocess.Popen(
+            [shell, "-c", command],
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_preexec_for(nice),
+        )
+    except (OSError, subprocess.SubprocessError) as e:
+        return _error(command, started_at, f"[redgreen: cannot start {shell}: {e}]")
+    with proc:
+        return _Run(proc, command, limits, started_at).run()
+
+
+class _Run:
+    """One running build: its pipe, its tail buffer and its clocks."""
+
+    def __init__(
+        self,
+        proc: subprocess.Popen[bytes],
+        command: str,
+        limits: BuildLimits,
+        started_at: datetime,
+    ) -> None:
+        assert proc.stdout is not None
+        self.proc = proc
+        self.pipe = proc.stdout
+        self.fd = proc.stdout.fileno()
+        self.command = command
+        self.limits = limits
+        self.started_at = started_at
+        self.tail = _Tail(limits.output_cap)
+        self.eof = False
+        self.exited = False
+        self.selector = selectors.DefaultSelector()
+        self.selector.register(self.fd, selectors.EVENT_READ)
+
+    def run(self) -> BuildOutcome:
+        try:
+            start = time.monotonic()
+            timed_out = not self._pump(
+                until=start + self.limits.timeout_s, after_exit=DRAIN_GRACE_S
+            )
+            if timed_out or not self.eof:
+                # Timeout, or the shell exited but something in its group holds the pipe.
+                self._kill_group()
+        finally:
+            if not self.exited:  # only on an unexpected error: never leave a build behind
+                self._signal_group(signal.SIGKILL)
+            self.selector.close()
+            self.pipe.close()
+            returncode = self.proc.wait()
+        output = self.tail.text()
+        if timed_out:
+            if output and not output.endswith("\n"):
+                output += "\n"
+            output += f"[redgreen: build timed out after {self.limits.timeout_s:g} s]\n"
+            return BuildOutcome("timeout", self.command, None, self.started_at, _now(), output)
+        if returncode == 0:
+            status = "green"
+        elif returncode in SHELL_CANNOT_RUN:
+            status = "error"
+        else:
+            status = "red"
+        return BuildOutcome(status, self.command, returncode, self.started_at, _now(), output)
+
+    def _pump(self, until: float, after_exit: float) -> bool:
+        """Read output until EOF and shell exit; False if ``until`` passed first.
+
+        Once the shell has exited, reading stops ``after_exit`` seconds later even
+        without EOF (returns True with ``self.eof`` still False).
+        """
+        drain_until: float | None = None
+        while True:
+            now = time.monotonic()
+            if not self.exited and self._shell_exited():
+                self.exited = True
+                drain_until = now + after_exit
+            if self.exited and self.eof:
+                return True
+            if drain_until is not None:
+                if now >= drain_until:
+                    return True
+                deadline = drain_until
+            else:
+                if now >= until:
+                    return False
+                deadline = until
+            wait = max(0.0, min(POLL_S, deadline - now))
+            if self.eof:
+                time.sleep(wait)
+            elif self.selector.select(wait):
+                self._read()
+
+    def _read(self) -> None:
+        try:
+            chunk = os.read(self.fd, READ_CHUNK)
+        except InterruptedError:
+            return
+        except OSError:
+            chunk = b""
+        if chunk:
+            self.tail.add(chunk)
+        else:
+            self.eof = True
+            self.selector.unregister(self.fd)
+
+    def _shell_exited(self) -> bool:
+        # WNOWAIT leaves the shell a zombie: its pid stays reserved as the group id
+        # until the final wait(), so killpg never hits an unrelated group.
+        if not hasattr(os, "waitid"):  # pragma: no cover - platforms without waitid
+            return self.proc.poll() is not None
+        try:
+            result = os.waitid(os.P_PID, self.proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        except ChildProcessError:
+            return True
+        return result is not None
+
+    def _signal_group(self, sig: signal.Signals) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, sig)
+
+    def _kill_group(self) -> None:
+        self._signal_group(signal.SIGTERM)
+        grace_end = time.monotonic() + self.limits.kill_grace_s
+        # Keep draining so a build blocked on a full pipe can see its SIGTERM through.
+        self._pump(until=grace_end, after_exit=max(0.0, grace_end - time.monotonic()))
+        self._signal_group(signal.SIGKILL)
+        if not self.eof:
+            end = time.monotonic() + FINAL_DRAIN_S
+            self._pump(until=end, after_exit=FINAL_DRAIN_S)
