@@ -1,0 +1,114 @@
+"""``miner run`` as a typed function: dataset in, episodes and training file out.
+
+    open dataset (views) -> detect episodes (SQL) -> load their rows and the
+    base rows -> plan each (resolve states) -> fetch the blobs of a batch in
+    one query -> finish each (diff, context, filters) -> describe -> split
+    -> episodes.parquet + train.jsonl
+
+Everything a run decides depends only on the dataset and the settings, so the
+same input gives the same ids and byte-identical files.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import duckdb
+
+from miner.assemble import finish, plan
+from miner.dataset import Dataset, first_line
+from miner.describe import Describer, OfflineDescriber
+from miner.episodes import detect
+from miner.errors import DatasetError
+from miner.output import prepare_out_dir, write_episodes, write_train
+from miner.record import Episode
+from miner.settings import MinerSettings
+from miner.split import TEST, TRAIN, assign_splits
+from schemas.views import SNAPSHOTS_GLOB
+
+# Episodes whose blobs are fetched together: few queries, bounded memory.
+BLOB_BATCH = 256
+
+
+@dataclass(frozen=True)
+class Summary:
+    snapshots: int
+    streams: int
+    episodes: int
+    kept: int
+    train: int
+    test: int
+    # how many episodes fail each filter, most frequent first
+    filters: list[tuple[str, int]] = field(default_factory=list)
+    files: tuple[Path, ...] = ()
+
+
+def _sort_key(episode: Episode) -> tuple[str, str, object, str]:
+    return (episode.host or "", episode.workspace or "", episode.red_ended_at, episode.episode_id)
+
+
+def mine_episodes(dataset: Dataset, settings: MinerSettings, describer: Describer) -> list[Episode]:
+    """Every episode of ``dataset``, assembled, described and split, in output order."""
+    candidates = detect(dataset.con)
+    wanted = {
+        sid for c in candidates for sid in (c.green_before_id, c.first_red_id, c.red_id, c.green_id)
+    }
+    rows = dataset.rows(wanted)
+    bases = dataset.base_rows() if candidates else {}
+    episodes = []
+    for start in range(0, len(candidates), BLOB_BATCH):
+        plans = [
+            plan(candidate, rows, bases.get((candidate.host, candidate.workspace), []))
+            for candidate in candidates[start : start + BLOB_BATCH]
+        ]
+        # one blobs query per batch: each query scans the blob files once
+        contents = dataset.contents(set().union(*(p.blobs for p in plans)))
+        for one in plans:
+            episode = finish(one, contents, settings)
+            described = describer.describe(episode)
+            episodes.append(
+                replace(
+                    episode,
+                    description=described.description,
+                    prompt=described.prompt,
+                    describer=describer.name,
+                )
+            )
+    episodes.sort(key=_sort_key)
+    return assign_splits(episodes, settings.test_fraction)
+
+
+def run(
+    data_dir: Path,
+    out_dir: Path,
+    settings: MinerSettings | None = None,
+    describer: Describer | None = None,
+) -> Summary:
+    """Mine ``data_dir`` into ``out_dir``/episodes.parquet and train.jsonl."""
+    settings = settings or MinerSettings()
+    describer = describer or OfflineDescriber()
+    prepare_out_dir(out_dir)
+    with Dataset(data_dir) as dataset:
+        try:
+            snapshots = dataset.snapshot_count()
+            if snapshots == 0:
+                raise DatasetError(f"no snapshots in {data_dir} (looked for {SNAPSHOTS_GLOB})")
+            streams = dataset.stream_count()
+            episodes = mine_episodes(dataset, settings, describer)
+        except duckdb.Error as exc:
+            raise DatasetError(f"cannot read dataset {data_dir}: {first_line(exc)}") from exc
+    files = (write_episodes(out_dir, episodes), write_train(out_dir, episodes))
+    counts = Counter(name for e in episodes for name in e.filters)
+    splits = Counter(e.split for e in episodes)
+    return Summary(
+        snapshots=snapshots,
+        streams=streams,
+        episodes=len(episodes),
+        kept=sum(e.kept for e in episodes),
+        train=splits[TRAIN],
+        test=splits[TEST],
+        filters=sorted(counts.items(), key=lambda item: (-item[1], item[0])),
+        files=files,
+    )

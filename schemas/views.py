@@ -1,0 +1,155 @@
+"""DuckDB view definitions over a redgreen dataset, as SQL text.
+
+One place writes the ``CREATE VIEW`` statements that ``miner sql``, the miner
+itself and the snapshotter's own checks run, and that ``miner sql
+--print-views`` prints for any DuckDB client to paste.  Every Parquet read
+passes ``union_by_name=true`` (a newer reader reads every older schema
+version) and ``hive_partitioning=true`` (``date`` and ``host`` come from the
+``date=YYYY-MM-DD/host=HOST`` directories, typed explicitly so that a host
+named ``1234`` stays a string).
+
+DuckDB refuses a glob that matches no file, so a view over a part of the
+dataset with no file yet is written as an empty SELECT with the columns of
+schema v1: an empty dataset gives working, empty views.  That choice is made
+when the SQL is generated; print the views again once data exists.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+
+from schemas import v1
+
+SNAPSHOTS_GLOB = "snapshots/*/*/*.parquet"
+BLOBS_GLOB = "blobs/*/*/*.parquet"
+EPISODES_FILE = "episodes.parquet"
+
+# Hive partition columns, appended after the file's columns (as DuckDB does).
+_HIVE_TYPES = "{'date': DATE, 'host': VARCHAR}"
+_HIVE_COLUMNS = (("date", "DATE"), ("host", "VARCHAR"))
+
+_PRIMITIVES: dict[pa.DataType, str] = {
+    pa.string(): "VARCHAR",
+    pa.large_string(): "VARCHAR",
+    pa.int16(): "SMALLINT",
+    pa.int32(): "INTEGER",
+    pa.int64(): "BIGINT",
+    pa.float64(): "DOUBLE",
+    pa.bool_(): "BOOLEAN",
+    pa.binary(): "BLOB",
+    pa.large_binary(): "BLOB",
+    pa.timestamp("us", tz="UTC"): "TIMESTAMP WITH TIME ZONE",
+}
+
+
+def quote_identifier(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def quote_literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def duckdb_type(arrow_type: pa.DataType) -> str:
+    """The DuckDB type DuckDB gives a Parquet column of this Arrow type."""
+    if arrow_type in _PRIMITIVES:
+        return _PRIMITIVES[arrow_type]
+    if pa.types.is_list(arrow_type) or pa.types.is_large_list(arrow_type):
+        return duckdb_type(arrow_type.value_type) + "[]"
+    if pa.types.is_struct(arrow_type):
+        fields = [
+            f"{quote_identifier(arrow_type.field(i).name)} {duckdb_type(arrow_type.field(i).type)}"
+            for i in range(arrow_type.num_fields)
+        ]
+        return "STRUCT(" + ", ".join(fields) + ")"
+    raise TypeError(f"no DuckDB type for Arrow type {arrow_type}")
+
+
+def _empty_select(schema: pa.Schema, hive: bool) -> str:
+    columns = [(field.name, duckdb_type(field.type)) for field in schema]
+    if hive:
+        names = {name for name, _ in columns}
+        columns += [(name, kind) for name, kind in _HIVE_COLUMNS if name not in names]
+    select = ",\n  ".join(f"CAST(NULL AS {kind}) AS {quote_identifier(n)}" for n, kind in columns)
+    return f"SELECT\n  {select}\nWHERE false"
+
+
+def _read_parquet(pattern: Path, hive: bool) -> str:
+    # hive_types may only name partition columns the files really have
+    types = f", hive_types={_HIVE_TYPES}" if hive else ""
+    return (
+        f"SELECT * FROM read_parquet({quote_literal(str(pattern))}, "
+        f"union_by_name=true, hive_partitioning=true{types})"
+    )
+
+
+def _has_files(root: Path, pattern: str) -> bool:
+    return any(path.is_file() for path in root.glob(pattern))
+
+
+def _view(name: str, root: Path, pattern: str, schema: pa.Schema, hive: bool) -> str:
+    root = root.absolute()
+    if _has_files(root, pattern):
+        body = _read_parquet(root / pattern, hive)
+    else:
+        body = f"-- no file matches {root / pattern} yet: an empty view\n" + _empty_select(
+            schema, hive
+        )
+    return f"CREATE OR REPLACE VIEW {name} AS\n{body};\n"
+
+
+def snapshots_view(data_dir: Path) -> str:
+    """``snapshots``: every snapshot row of the dataset, with ``date`` and ``host``."""
+    return _view("snapshots", data_dir, SNAPSHOTS_GLOB, v1.SNAPSHOTS, hive=True)
+
+
+def blobs_view(data_dir: Path) -> str:
+    """``blobs``: file contents by sha256; a blob may appear in several partitions."""
+    return _view("blobs", data_dir, BLOBS_GLOB, v1.BLOBS, hive=True)
+
+
+def episodes_view(out_dir: Path) -> str:
+    """``episodes``: the miner's output file in ``out_dir``."""
+    return _view("episodes", out_dir, EPISODES_FILE, v1.EPISODES, hive=False)
+
+
+# One row per diagnostic of each distinct build result: the same result is
+# repeated on every row recorded while it was the latest, so keep its first row.
+DIAGNOSTICS_VIEW = """\
+CREATE OR REPLACE VIEW diagnostics AS
+WITH builds AS (
+  SELECT host, workspace, snapshot_id, ts, build
+  FROM snapshots
+  WHERE build IS NOT NULL
+  QUALIFY row_number() OVER (
+    PARTITION BY host, workspace, build.state_id, build.started_at, build.finished_at
+    ORDER BY ts, snapshot_id
+  ) = 1
+),
+flat AS (
+  SELECT host, workspace, snapshot_id, ts, build, unnest(build.diagnostics) AS d
+  FROM builds
+)
+SELECT
+  host, workspace, snapshot_id, ts,
+  build.state_id AS state_id, build.status AS status, build.command AS command,
+  build.started_at AS started_at, build.finished_at AS finished_at,
+  d.file AS file, d.line AS line, d.col AS col, d.severity AS severity,
+  d.code AS code, d.message AS message
+FROM flat;
+"""
+
+
+def diagnostics_view() -> str:
+    """``diagnostics``: one row per parsed diagnostic of each distinct build result."""
+    return DIAGNOSTICS_VIEW
+
+
+def all_views(data_dir: Path, out_dir: Path | None = None) -> str:
+    """Every view, in dependency order, as one script."""
+    parts = [snapshots_view(data_dir), blobs_view(data_dir), diagnostics_view()]
+    if out_dir is not None:
+        parts.append(episodes_view(out_dir))
+    return "\n".join(parts)

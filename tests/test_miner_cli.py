@@ -1,0 +1,225 @@
+"""The ``miner`` command line, run through click's CliRunner on real Parquet datasets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import duckdb
+import pytest
+from click.testing import CliRunner
+
+from miner.cli import LLM_NOT_AVAILABLE, cli
+from miner.synthetic import SyntheticDataset
+
+GOOD = b"def add(a, b):\n    return a + b\n"
+BROKEN = b"def add(a, b)\n    return a + b\n"
+FIXED = b"def add(a, b):\n    return a + b  # fixed\n"
+
+
+@pytest.fixture
+def data(tmp_path: Path) -> Path:
+    """A dataset with one kept episode and one flaky one."""
+    ds = SyntheticDataset()
+    w = ds.workspace()
+    w.start({"calc.py": GOOD})
+    w.snapshot("green")
+    w.write("calc.py", BROKEN)
+    w.snapshot("red", "SyntaxError: expected ':'\n")
+    w.write("calc.py", FIXED)
+    w.snapshot("green")
+    w.write("calc.py", BROKEN)
+    w.snapshot("red", "SyntaxError: expected ':'\n")
+    w.snapshot("green")
+    ds.write(tmp_path / "data")
+    return tmp_path / "data"
+
+
+def invoke(*args: str, input: str | None = None) -> tuple[int, str]:
+    result = CliRunner().invoke(cli, list(args), input=input)
+    return result.exit_code, result.output
+
+
+def test_run_writes_outputs_and_prints_a_summary(data: Path, tmp_path: Path) -> None:
+    code, output = invoke("run", "--data-dir", str(data), "--out", str(tmp_path / "out"))
+    assert code == 0, output
+    assert "snapshots read:  5\n" in output
+    assert "streams:         1\n" in output
+    assert "episodes found:  2\n" in output
+    assert "kept:            1 (train 1, test 0)\n" in output
+    assert "filter reasons:  empty_fix 1, flaky 1\n" in output
+    assert (tmp_path / "out" / "episodes.parquet").is_file()
+    assert (tmp_path / "out" / "train.jsonl").is_file()
+
+
+def test_run_offline_flag_is_accepted(data: Path, tmp_path: Path) -> None:
+    code, output = invoke(
+        "run", "--data-dir", str(data), "--out", str(tmp_path / "out"), "--offline"
+    )
+    assert code == 0, output
+
+
+def test_data_dir_defaults_to_the_environment(
+    data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REDGREEN_DATA_DIR", str(data))
+    code, output = invoke("run", "--out", str(tmp_path / "out"))
+    assert code == 0 and "episodes found:  2" in output
+
+
+@pytest.mark.parametrize("option", [["--model", "qwen"], ["--base-url", "http://x"]])
+def test_llm_describer_is_not_available_yet(data: Path, tmp_path: Path, option: list[str]) -> None:
+    code, output = invoke("run", "--data-dir", str(data), "--out", str(tmp_path / "o"), *option)
+    assert code == 1
+    assert output == f"Error: {LLM_NOT_AVAILABLE}\n"
+
+
+def test_missing_data_dir_is_a_one_line_error(tmp_path: Path) -> None:
+    code, output = invoke("run", "--data-dir", str(tmp_path / "nope"), "--out", str(tmp_path))
+    assert code == 1
+    assert output == f"Error: data directory {tmp_path / 'nope'} does not exist\n"
+
+
+def test_no_snapshots_is_a_one_line_error(tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    code, output = invoke("run", "--data-dir", str(tmp_path / "data"), "--out", str(tmp_path / "o"))
+    assert code == 1
+    assert output.startswith(f"Error: no snapshots in {tmp_path / 'data'}")
+    assert output.count("\n") == 1
+
+
+def test_unusable_out_is_a_one_line_error(data: Path, tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    code, output = invoke("run", "--data-dir", str(data), "--out", str(tmp_path / "file"))
+    assert code == 1 and output.count("\n") == 1
+    assert "cannot create output directory" in output
+    # a directory where the output file should go: the write fails cleanly
+    (tmp_path / "out" / "episodes.parquet").mkdir(parents=True)
+    code, output = invoke("run", "--data-dir", str(data), "--out", str(tmp_path / "out"))
+    assert code == 1 and output.count("\n") == 1
+    assert output.startswith(f"Error: cannot write {tmp_path / 'out' / 'episodes.parquet'}")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["episodes.parquet"]
+
+
+def test_corrupt_parquet_is_a_one_line_error(data: Path, tmp_path: Path) -> None:
+    partition = next((data / "snapshots").glob("*/*"))
+    (partition / "broken.parquet").write_bytes(b"PAR1 no footer")
+    code, output = invoke("run", "--data-dir", str(data), "--out", str(tmp_path / "out"))
+    assert code == 1 and output.count("\n") == 1
+    assert output.startswith(f"Error: cannot read dataset {data}")
+
+
+def test_sql_command_prints_a_table(data: Path) -> None:
+    code, output = invoke(
+        "sql",
+        "--data-dir",
+        str(data),
+        "-c",
+        "SELECT build.status AS status, count(*) AS n FROM snapshots GROUP BY 1 ORDER BY 1",
+    )
+    assert code == 0, output
+    assert output == "status | n\n-------+--\ngreen  | 3\nred    | 2\n(2 rows)\n"
+
+
+def test_sql_reads_stdin_and_sees_episodes_with_out(data: Path, tmp_path: Path) -> None:
+    invoke("run", "--data-dir", str(data), "--out", str(tmp_path / "out"))
+    query = "SELECT kept, filters, prompt FROM episodes ORDER BY red_ended_at;\n"
+    code, output = invoke(
+        "sql", "--data-dir", str(data), "--out", str(tmp_path / "out"), input=query
+    )
+    assert code == 0, output
+    assert output.splitlines() == [
+        "kept  | filters                | prompt",
+        "------+------------------------+--------------------------------",
+        "True  | []                     | Fix the syntax error in calc.py",
+        "False | ['empty_fix', 'flaky'] | Fix the syntax error",
+        "(2 rows)",
+    ]
+
+
+def test_sql_cells_stay_on_one_line(data: Path, tmp_path: Path) -> None:
+    invoke("run", "--data-dir", str(data), "--out", str(tmp_path / "out"))
+    query = "SELECT error, context FROM episodes WHERE kept"
+    code, output = invoke(
+        "sql", "--data-dir", str(data), "--out", str(tmp_path / "out"), "-c", query
+    )
+    assert code == 0, output
+    lines = output.splitlines()
+    assert len(lines) == 4
+    assert lines[2] == (
+        "SyntaxError: expected ':'\\n | [{'path': 'calc.py', 'content': 'def add(a, b)\\n"
+        "    return a + b\\n'}]"
+    )
+    code, output = invoke("sql", "--data-dir", str(data), "-c", "SELECT repeat('x', 200) AS x")
+    assert output.splitlines()[2] == "x" * 79 + "…"
+
+
+def test_sql_views_blobs_and_diagnostics(data: Path) -> None:
+    code, output = invoke(
+        "sql", "--data-dir", str(data), "-c", "SELECT count(*) AS blobs FROM blobs"
+    )
+    assert code == 0 and "3" in output
+    code, output = invoke("sql", "--data-dir", str(data), "-c", "SELECT * FROM diagnostics")
+    assert code == 0 and output.endswith("(0 rows)\n")
+
+
+def test_sql_error_is_one_line(data: Path) -> None:
+    code, output = invoke("sql", "--data-dir", str(data), "-c", "SELECT nope FROM snapshots")
+    assert code == 1 and output.startswith("Error: ") and output.count("\n") == 1
+
+
+def test_print_views_can_be_pasted_into_duckdb(data: Path, tmp_path: Path) -> None:
+    invoke("run", "--data-dir", str(data), "--out", str(tmp_path / "out"))
+    code, views = invoke(
+        "sql", "--data-dir", str(data), "--out", str(tmp_path / "out"), "--print-views"
+    )
+    assert code == 0
+    for name in ("snapshots", "blobs", "diagnostics", "episodes"):
+        assert f"CREATE OR REPLACE VIEW {name} AS" in views
+    assert "union_by_name=true, hive_partitioning=true" in views
+    con = duckdb.connect()
+    con.execute(views)
+    assert con.execute("SELECT count(*) FROM snapshots").fetchall() == [(5,)]
+    assert con.execute("SELECT DISTINCT host FROM snapshots").fetchall() == [("laptop",)]
+    assert con.execute("SELECT count(*) FROM episodes WHERE kept").fetchall() == [(1,)]
+    assert con.execute("SELECT count(DISTINCT blob) FROM blobs").fetchall() == [(3,)]
+
+
+def test_empty_dataset_gives_working_empty_views(tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    code, output = invoke(
+        "sql",
+        "--data-dir",
+        str(tmp_path / "data"),
+        "--out",
+        str(tmp_path / "out"),
+        "-c",
+        "SELECT (SELECT count(*) FROM snapshots) AS s, (SELECT count(*) FROM blobs) AS b,"
+        " (SELECT count(*) FROM episodes) AS e, (SELECT count(*) FROM diagnostics) AS d",
+    )
+    assert code == 0, output
+    assert output.splitlines()[2] == "0 | 0 | 0 | 0"
+    code, views = invoke("sql", "--data-dir", str(tmp_path / "data"), "--print-views")
+    con = duckdb.connect()
+    con.execute(views)
+    columns = [row[0] for row in con.execute("DESCRIBE snapshots").fetchall()]
+    assert columns[:3] == ["snapshot_id", "schema_version", "ts"] and columns[-1] == "date"
+    assert con.execute("SELECT count(*) FROM snapshots WHERE build.status = 'red'").fetchall() == [
+        (0,)
+    ]
+
+
+def test_sql_on_missing_data_dir(tmp_path: Path) -> None:
+    code, output = invoke("sql", "--data-dir", str(tmp_path / "nope"), "-c", "SELECT 1")
+    assert code == 1 and "does not exist" in output
+    code, output = invoke("sql", "--data-dir", str(tmp_path / "nope"), "--print-views")
+    assert code == 1 and "does not exist" in output
+
+
+def test_every_command_has_help_text() -> None:
+    assert cli.help
+    assert isinstance(cli, click.Group)
+    for name, command in cli.commands.items():
+        assert command.help, name
+        code, output = invoke(name, "--help")
+        assert code == 0 and "Usage: " in output
