@@ -35,12 +35,16 @@ class Repo:
             self.vcs("init", "-q", "-b", "main")
 
     def vcs(self, *args: str | bytes) -> str:
-        cmd: list[str | bytes] = [*HG, "--cwd", str(self.path), *args] if self.kind == "hg" else [
-            "git",
-            "-C",
-            str(self.path),
-            *args,
-        ]
+        cmd: list[str | bytes] = (
+            [*HG, "--cwd", str(self.path), *args]
+            if self.kind == "hg"
+            else [
+                "git",
+                "-C",
+                str(self.path),
+                *args,
+            ]
+        )
         done = subprocess.run(cmd, capture_output=True, env=VCS_ENV, check=False)
         if done.returncode != 0:
             raise AssertionError(
@@ -79,15 +83,15 @@ class Repo:
         else:
             self.write(".gitignore", "".join(p + "\n" for p in patterns))
 
-    def export_base(self, dest: Path) -> Path:
-        """The tree of the working copy's parent revision, in ``dest``."""
+    def export_base(self, dest: Path, rev: str | None = None) -> Path:
+        """The tree of ``rev`` (default: the working copy's parent revision), in ``dest``."""
         if self.kind == "hg":
-            self.vcs("archive", "-r", ".", str(dest))
+            self.vcs("archive", "-r", rev or ".", str(dest))
             (dest / ".hg_archival.txt").unlink(missing_ok=True)
         else:
             dest.mkdir(parents=True)
             archive = subprocess.run(
-                ["git", "-C", str(self.path), "archive", "HEAD"],
+                ["git", "-C", str(self.path), "archive", rev or "HEAD"],
                 capture_output=True,
                 check=True,
                 env=VCS_ENV,

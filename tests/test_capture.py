@@ -176,9 +176,9 @@ def test_excluded_paths_are_never_opened(repo: Repo) -> None:
     watched = {os.fsencode(secret), os.fsencode(repo.path / "server.pem")}
 
     def hook(event: str, args: tuple[object, ...]) -> None:
-        if event == "open" and args and isinstance(args[0], str | bytes):
-            if os.fsencode(args[0]) in watched:
-                opened.append(os.fsdecode(args[0]))
+        path = args[0] if event == "open" and args else None
+        if isinstance(path, str | bytes) and os.fsencode(path) in watched:
+            opened.append(os.fsdecode(path))
 
     sys.addaudithook(hook)
     try:

@@ -1,4 +1,4 @@
-"""``snapshotter snapshot`` end to end: real repositories, real builds, Parquet read back by DuckDB."""
+"""``snapshotter snapshot`` end to end: real repositories and builds, Parquet read by DuckDB."""
 
 from __future__ import annotations
 
