@@ -222,3 +222,14 @@ def test_not_a_working_copy(tmp_path: Path) -> None:
         open_backend(tmp_path)
     with pytest.raises(WorkspaceError, match="does not exist"):
         open_backend(tmp_path / "missing")
+
+
+def test_rename_is_recorded_as_remove_plus_add(repo: Repo, tmp_path: Path) -> None:
+    repo.write("old_name.py", "def f():\n    return 1\n")
+    repo.commit()
+    repo.vcs("mv", "old_name.py", "new_name.py")  # same verb in hg and git
+    state = snap(repo)
+    assert by_path(state) == {"old_name.py": ("R", None), "new_name.py": ("A", None)}
+    rebuilt = apply_to_base(repo, state, tmp_path / "rebuilt")
+    assert not (rebuilt / "old_name.py").exists()
+    assert (rebuilt / "new_name.py").read_text() == "def f():\n    return 1\n"
