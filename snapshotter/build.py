@@ -26,6 +26,7 @@ import os
 import selectors
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -69,6 +70,14 @@ class BuildOutcome:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+# the agent's own systemd plumbing: a build must not talk to the service manager
+_AGENT_ONLY = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID")
+
+
+def _build_environment() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k not in _AGENT_ONLY}
 
 
 def _shell() -> str:
@@ -146,11 +155,21 @@ def _preexec_for(nice: int) -> Callable[[], None] | None:
 
 
 def run_build(
-    command: str, cwd: Path, limits: BuildLimits = BuildLimits(), *, nice: int = 0
+    command: str,
+    cwd: Path,
+    limits: BuildLimits = BuildLimits(),
+    *,
+    nice: int = 0,
+    on_output: Callable[[bytes], None] | None = None,
+    cancel: threading.Event | None = None,
 ) -> BuildOutcome:
     """Run ``command`` through the user's shell in ``cwd``; never raises for a bad build.
 
     ``nice`` > 0 runs the build at that niceness (or the current one, if higher).
+    ``on_output`` sees every chunk of output as it comes (``snapshotter build``
+    passes it through to the terminal).  Setting ``cancel`` kills the build's
+    process group; its status is then ``stale``: the agent cancels a build
+    when a newer state supersedes the one being built.
     """
     started_at = _now()
     if not os.path.isdir(cwd):
@@ -165,11 +184,12 @@ def run_build(
             stderr=subprocess.STDOUT,
             start_new_session=True,
             preexec_fn=_preexec_for(nice),
+            env=_build_environment(),
         )
     except (OSError, subprocess.SubprocessError) as e:
         return _error(command, started_at, f"[redgreen: cannot start {shell}: {e}]")
     with proc:
-        return _Run(proc, command, limits, started_at).run()
+        return _Run(proc, command, limits, started_at, on_output, cancel).run()
 
 
 class _Run:
@@ -181,8 +201,13 @@ class _Run:
         command: str,
         limits: BuildLimits,
         started_at: datetime,
+        on_output: Callable[[bytes], None] | None = None,
+        cancel: threading.Event | None = None,
     ) -> None:
         assert proc.stdout is not None
+        self.on_output = on_output
+        self.cancel = cancel
+        self.cancelled = False
         self.proc = proc
         self.pipe = proc.stdout
         self.fd = proc.stdout.fileno()
@@ -211,6 +236,11 @@ class _Run:
             self.pipe.close()
             returncode = self.proc.wait()
         output = self.tail.text()
+        if self.cancelled:
+            if output and not output.endswith("\n"):
+                output += "\n"
+            output += "[redgreen: build cancelled: a newer state superseded it]\n"
+            return BuildOutcome("stale", self.command, None, self.started_at, _now(), output)
         if timed_out:
             if output and not output.endswith("\n"):
                 output += "\n"
@@ -233,6 +263,10 @@ class _Run:
         drain_until: float | None = None
         while True:
             now = time.monotonic()
+            cancel = self.cancel
+            if cancel is not None and cancel.is_set() and not (self.exited or self.cancelled):
+                self.cancelled = True
+                return False
             if not self.exited and self._shell_exited():
                 self.exited = True
                 drain_until = now + after_exit
@@ -261,6 +295,8 @@ class _Run:
             chunk = b""
         if chunk:
             self.tail.add(chunk)
+            if self.on_output is not None:
+                self.on_output(chunk)
         else:
             self.eof = True
             self.selector.unregister(self.fd)

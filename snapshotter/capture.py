@@ -18,7 +18,7 @@ import hashlib
 import logging
 import os
 import stat
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -90,6 +90,24 @@ class Content:
     is_link: bool
     data: bytes | None  # kept bytes; None when omitted
     omitted: str | None = None
+    id_hint: int = 0  # mtime_ns of an excluded file: its stat stands in for its content
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One path that differs: its record, its piece of the diff, its blobs.
+
+    A state keeps its entries by raw path so that the next tick re-reads only
+    the paths that changed and reuses the rest (cost follows change).
+    """
+
+    record: FileRecord
+    diff: str
+    added: int
+    removed: int
+    blobs: dict[str, bytes] = field(repr=False)
+    # stands in for content in the state id when the content is never read
+    id_extra: str | None = None
 
 
 @dataclass(frozen=True)
@@ -101,6 +119,22 @@ class Changes:
     lines_added: int
     lines_removed: int
     blobs: dict[str, bytes] = field(repr=False)
+    entries: dict[bytes, Entry] = field(repr=False, default_factory=dict)
+
+    @classmethod
+    def of(cls, entries: dict[bytes, Entry]) -> Changes:
+        ordered = [entries[raw] for raw in sorted(entries)]
+        blobs: dict[str, bytes] = {}
+        for entry in ordered:
+            blobs.update(entry.blobs)
+        return cls(
+            files=tuple(e.record for e in ordered),
+            diff="".join(e.diff for e in ordered),
+            lines_added=sum(e.added for e in ordered),
+            lines_removed=sum(e.removed for e in ordered),
+            blobs=blobs,
+            entries=entries,
+        )
 
 
 @dataclass(frozen=True)
@@ -215,81 +249,77 @@ def _side(content: Content | None) -> Side:
     return Side(content.data, is_link=content.is_link)
 
 
+def _entry(raw: bytes, old: Content | None, new: Content | None, tracked: bool) -> Entry | None:
+    status = _status(old, new, tracked)
+    if status is None:
+        return None
+    path = pathnames.to_record(raw)
+    omitted = next((s.omitted for s in (new, old) if s is not None and s.omitted), None)
+    record = FileRecord(
+        path=path,
+        status=status,
+        blob=new.digest if new is not None else None,
+        base_blob=old.digest if old is not None else None,
+        size=new.size if new is not None else None,
+        omitted=omitted,
+    )
+    if omitted == "excluded":
+        # not even a "Binary files differ" line: the diff says nothing of it
+        extra = f"{path}\0excluded:{new.size}:{new.id_hint}" if new is not None else None
+        return Entry(record, "", 0, 0, {}, extra)
+    blobs: dict[str, bytes] = {}
+    if omitted is None:
+        for side in (old, new):
+            if side is not None and side.digest is not None and side.data is not None:
+                blobs[side.digest] = side.data
+        piece = file_diff(path, _side(old), _side(new))
+    else:
+        piece = file_diff(
+            path,
+            Side(None) if old is None else Side(b"", old.is_link, opaque=True),
+            Side(None) if new is None else Side(b"", new.is_link, opaque=True),
+        )
+    return Entry(record, piece.text, piece.added, piece.removed, blobs)
+
+
 def compare(
     pairs: Iterable[tuple[bytes, Content | None, Content | None, bool]],
 ) -> Changes:
     """Records, diff and blobs for (path, old side, new side, tracked) tuples."""
-    records: list[FileRecord] = []
-    blobs: dict[str, bytes] = {}
-    diff_parts: list[str] = []
-    added = removed = 0
-    for raw, old, new, tracked in sorted(pairs, key=lambda item: item[0]):
-        status = _status(old, new, tracked)
-        if status is None:
-            continue
-        path = pathnames.to_record(raw)
-        omitted = next((s.omitted for s in (new, old) if s is not None and s.omitted), None)
-        records.append(
-            FileRecord(
-                path=path,
-                status=status,
-                blob=new.digest if new is not None else None,
-                base_blob=old.digest if old is not None else None,
-                size=new.size if new is not None else None,
-                omitted=omitted,
-            )
-        )
-        if omitted == "excluded":
-            continue  # not even a "Binary files differ" line: the diff says nothing of it
-        if omitted is None:
-            for side in (old, new):
-                if side is not None and side.digest is not None and side.data is not None:
-                    blobs[side.digest] = side.data
-            piece = file_diff(path, _side(old), _side(new))
-        else:
-            piece = file_diff(
-                path,
-                Side(None) if old is None else Side(b"", old.is_link, opaque=True),
-                Side(None) if new is None else Side(b"", new.is_link, opaque=True),
-            )
-        diff_parts.append(piece.text)
-        added += piece.added
-        removed += piece.removed
-    return Changes(tuple(records), "".join(diff_parts), added, removed, blobs)
+    entries: dict[bytes, Entry] = {}
+    for raw, old, new, tracked in pairs:
+        entry = _entry(raw, old, new, tracked)
+        if entry is not None:
+            entries[raw] = entry
+    return Changes.of(entries)
 
 
-def capture(backend: VcsBackend, settings: CaptureSettings) -> State:
-    """Read the workspace now: everything that differs from its base."""
+def capture(
+    backend: VcsBackend,
+    settings: CaptureSettings,
+    *,
+    since: State | None = None,
+    paths: Collection[bytes] | None = None,
+) -> State:
+    """Read the workspace now: everything that differs from its base.
+
+    With ``since`` (the last state) and ``paths`` (what the file monitor saw
+    change since then), only those paths are asked about and re-read; the
+    rest of ``since`` is reused.  A base change always means a full read.
+    """
     backend.refresh()
     base = backend.base()
     read_at = datetime.now(UTC)
-    candidates = {c.path: c.tracked for c in backend.candidates()}
-    paths = sorted(candidates)
-    base_sides = _rev_sides(backend, base.rev, paths, settings)
-    pairs: list[tuple[bytes, Content | None, Content | None, bool]] = []
-    extra: list[str] = []
-    for raw in paths:
-        path = pathnames.to_record(raw)
-        if settings.excluded(path):
-            working = _stat_only(backend.root, raw)
-            if working is not None:
-                # never opened; its stat stands in for content in the state id
-                extra.append(f"{path}\0excluded:{working[0]}:{working[1]}")
-                new: Content | None = Content(None, working[0], False, None, "excluded")
-            else:
-                new = None
-            old = base_sides.get(raw)
-            if old is not None and new is not None:
-                old = Content(None, old.size, old.is_link, None, "excluded")
-        else:
-            try:
-                new = _read_working(backend.root, raw, settings)
-            except _Unreadable:
-                continue
-            old = base_sides.get(raw)
-        pairs.append((raw, old, new, candidates[raw]))
-    changes = compare(pairs)
-    # an excluded file present on both sides is "M" even if unchanged: we cannot know
+    if since is not None and paths is not None and since.base_rev == base.rev:
+        wanted = _expand(backend, since, paths)
+        entries = {raw: e for raw, e in since.changes.entries.items() if raw not in wanted}
+        candidates = {c.path: c.tracked for c in backend.candidates(sorted(wanted))}
+    else:
+        entries = {}
+        candidates = {c.path: c.tracked for c in backend.candidates()}
+    entries.update(_read_entries(backend, base.rev, candidates, settings))
+    changes = Changes.of(entries)
+    extra = [e.id_extra for e in entries.values() if e.id_extra is not None]
     return State(
         vcs=backend.name,
         workspace=str(backend.root),
@@ -299,6 +329,62 @@ def capture(backend: VcsBackend, settings: CaptureSettings) -> State:
         changes=changes,
         state_id=compute_state_id(base.rev, changes.files, extra),
     )
+
+
+def _expand(backend: VcsBackend, since: State, paths: Collection[bytes]) -> set[bytes]:
+    """The file paths behind what the monitor reported (a directory stands for its files)."""
+    root = bytes(backend.root)
+    wanted: set[bytes] = set()
+    gone_dirs: list[bytes] = []
+    for raw in paths:
+        full = os.path.join(root, raw)
+        try:
+            is_dir = stat.S_ISDIR(os.lstat(full).st_mode)
+        except OSError:
+            is_dir = False
+            gone_dirs.append(raw)  # maybe a directory that was removed or moved away
+        if is_dir:
+            for top, dirs, files in os.walk(full):
+                dirs[:] = [d for d in dirs if d not in (b".hg", b".git")]
+                rel = os.path.relpath(top, root)
+                prefix = b"" if rel == b"." else rel + b"/"
+                wanted.update(prefix + f for f in files)
+        else:
+            wanted.add(raw)
+    if gone_dirs:
+        prefixes = tuple(d + b"/" for d in gone_dirs)
+        wanted.update(p for p in since.changes.entries if p.startswith(prefixes))
+        wanted.update(backend.tracked_under(gone_dirs))
+    return wanted
+
+
+def _read_entries(
+    backend: VcsBackend, rev: str, candidates: dict[bytes, bool], settings: CaptureSettings
+) -> dict[bytes, Entry]:
+    paths = sorted(candidates)
+    base_sides = _rev_sides(backend, rev, paths, settings)
+    entries: dict[bytes, Entry] = {}
+    for raw in paths:
+        path = pathnames.to_record(raw)
+        old = base_sides.get(raw)
+        if settings.excluded(path):
+            working = _stat_only(backend.root, raw)
+            new = (
+                Content(None, working[0], False, None, "excluded", working[1])
+                if working is not None
+                else None
+            )
+            if old is not None and new is not None:
+                old = Content(None, old.size, old.is_link, None, "excluded")
+        else:
+            try:
+                new = _read_working(backend.root, raw, settings)
+            except _Unreadable:
+                continue
+        entry = _entry(raw, old, new, candidates[raw])
+        if entry is not None:
+            entries[raw] = entry
+    return entries
 
 
 def _stat_only(root: Path, raw: bytes) -> tuple[int, int] | None:

@@ -6,6 +6,7 @@ import contextlib
 import os
 import signal
 import sys
+import threading
 import time
 import tracemalloc
 from datetime import UTC
@@ -279,3 +280,24 @@ def test_build_can_run_python(tmp_path: Path) -> None:
 def test_limits_defaults() -> None:
     limits = BuildLimits()
     assert (limits.timeout_s, limits.output_cap, limits.kill_grace_s) == (600.0, 65536, 2.0)
+
+
+def test_a_cancelled_build_is_killed_and_stale(tmp_path: Path) -> None:
+    cancel = threading.Event()
+    timer = threading.Timer(0.3, cancel.set)
+    timer.start()
+    try:
+        outcome = run_build("echo started; sleep 30", tmp_path, cancel=cancel)
+    finally:
+        timer.cancel()
+        timer.join()
+    assert outcome.status == "stale" and outcome.exit_code is None
+    assert "started" in outcome.output and "superseded" in outcome.output
+    assert (outcome.finished_at - outcome.started_at).total_seconds() < 10
+
+
+def test_output_is_passed_through_as_it_comes(tmp_path: Path) -> None:
+    seen: list[bytes] = []
+    outcome = run_build("printf 'one\\n'; printf 'two\\n' >&2", tmp_path, on_output=seen.append)
+    assert b"".join(seen) == b"one\ntwo\n"
+    assert outcome.output == "one\ntwo\n"

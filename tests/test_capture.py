@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -233,3 +235,72 @@ def test_rename_is_recorded_as_remove_plus_add(repo: Repo, tmp_path: Path) -> No
     rebuilt = apply_to_base(repo, state, tmp_path / "rebuilt")
     assert not (rebuilt / "old_name.py").exists()
     assert (rebuilt / "new_name.py").read_text() == "def f():\n    return 1\n"
+
+
+def incremental(repo: Repo, since: State, paths: list[str]) -> State:
+    backend = open_backend(repo.path)
+    try:
+        return capture(backend, CaptureSettings(), since=since, paths=[p.encode() for p in paths])
+    finally:
+        backend.close()
+
+
+def same_state(a: State, b: State) -> None:
+    assert a.state_id == b.state_id
+    assert a.files == b.files
+    assert a.changes.diff == b.changes.diff
+
+
+def test_incremental_capture_matches_a_full_one(repo: Repo) -> None:
+    repo.ignore("_build")
+    repo.write("src/a.py", "a = 1\n")
+    repo.write("src/b.py", "b = 1\n")
+    repo.write("lib/c.py", "c = 1\n")
+    repo.write("lib/d.py", "d = 1\n")
+    repo.commit()
+    state = snap(repo)
+    steps: list[tuple[list[str], Any]] = [
+        (["src/a.py"], lambda: repo.write("src/a.py", "a = 2\n")),
+        (["src/new.py"], lambda: repo.write("src/new.py", "n = 1\n")),
+        (["_build/out.o"], lambda: repo.write("_build/out.o", "ignored\n")),
+        (["src/a.py"], lambda: repo.write("src/a.py", "a = 1\n")),  # back to base
+        (["lib"], lambda: shutil.rmtree(repo.path / "lib")),  # a whole directory goes
+        (["pkg"], lambda: (repo.write("pkg/x.py", "x = 1\n"), repo.write("pkg/y.py", "y\n"))),
+        (["src/b.py"], lambda: repo.remove("src/b.py")),
+    ]
+    for paths, edit in steps:
+        edit()
+        state = incremental(repo, state, paths)
+        same_state(state, snap(repo))
+    assert {f.path for f in state.files} == {
+        "src/new.py",
+        "lib/c.py",
+        "lib/d.py",
+        "pkg/x.py",
+        "pkg/y.py",
+        "src/b.py",
+    }
+
+
+def test_incremental_capture_of_unlisted_paths_keeps_the_old_view(repo: Repo) -> None:
+    repo.write("a.py", "a = 1\n")
+    repo.commit()
+    state = snap(repo)
+    repo.write("a.py", "a = 2\n")
+    # the monitor reported nothing: the state is reused as it was (no VCS walk)
+    assert incremental(repo, state, []).state_id == state.state_id
+
+
+def test_ignored_paths_and_directories(repo: Repo) -> None:
+    repo.ignore("_build", "*.o")
+    repo.write("main.c", "int x;\n")
+    repo.commit()
+    repo.write("_build/deep/out.txt", "x\n")
+    repo.write("main.o", "x\n")
+    backend = open_backend(repo.path)
+    try:
+        ignored = backend.ignored([b"_build", b"_build/deep/out.txt", b"main.o", b"main.c"])
+        assert ignored == {b"_build", b"_build/deep/out.txt", b"main.o"}
+        assert backend.tracked_under([b"nothing-here"]) == []
+    finally:
+        backend.close()

@@ -58,7 +58,21 @@ class VcsBackend(Protocol):
 
     def base(self) -> BaseInfo: ...
 
-    def candidates(self) -> list[Candidate]: ...
+    def candidates(self, paths: Sequence[bytes] | None = None) -> list[Candidate]:
+        """Paths that may differ from the base; with ``paths``, only among those files.
+
+        Asked with k paths it must cost O(k), not O(repository): this is the
+        tick path.
+        """
+        ...
+
+    def tracked_under(self, dirs: Sequence[bytes]) -> list[bytes]:
+        """Tracked files below these directories (which may no longer exist)."""
+        ...
+
+    def ignored(self, paths: Sequence[bytes]) -> set[bytes]:
+        """Which of these paths (files or directories) the VCS ignores."""
+        ...
 
     def rev_files(self, rev: str, paths: Sequence[bytes]) -> dict[bytes, RevFile]: ...
 
