@@ -151,3 +151,14 @@ def demo(data_dir: Path | None) -> None:
     from snapshotter.demo import run_demo
 
     run_demo(data_dir, echo=click.echo)
+
+
+def _register_commands() -> None:
+    # commands with a module of their own, kept out of this file to keep it thin
+    from snapshotter.cli_service import install_service, uninstall_service
+
+    cli.add_command(install_service)
+    cli.add_command(uninstall_service)
+
+
+_register_commands()
