@@ -17,7 +17,7 @@ and blob to a new roll id in one transaction; ``roll.py`` writes Parquet
 files named after the roll id (a redo overwrites them);
 :meth:`Spool.finish_roll` deletes the roll's rows, blob content and record
 in one transaction.  Blob hashes stay in ``stored_blobs``, so a blob is
-stored once per dataset, ever.
+stored once per dataset (until ``gc`` deletes it and forgets its hash).
 """
 
 from __future__ import annotations
@@ -206,6 +206,24 @@ class Spool:
                     for m in memory
                 ],
             )
+
+    def forget_blobs(self, hashes: Iterable[str]) -> None:
+        """Drop hashes from the stored-blob set, so each is stored again if it reappears.
+
+        Retention calls this for blobs it deletes from the dataset.  A hash still
+        waiting in the spool is kept: its next roll stores it, and forgetting it
+        would make a later append of the same content collide with it.
+        """
+        wanted = list(dict.fromkeys(hashes))
+        with self._transaction("forget blobs in"):
+            for start in range(0, len(wanted), _IN_CHUNK):
+                chunk = wanted[start : start + _IN_CHUNK]
+                marks = ",".join("?" * len(chunk))
+                self._conn.execute(
+                    f"DELETE FROM stored_blobs WHERE blob IN ({marks})"
+                    " AND blob NOT IN (SELECT blob FROM pending_blobs)",
+                    chunk,
+                )
 
     def missing_blobs(self, hashes: Iterable[str]) -> set[str]:
         """The hashes never stored in this dataset (spooled or rolled)."""

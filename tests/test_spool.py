@@ -410,3 +410,34 @@ def test_any_schema_row_round_trips_through_the_spool_encoding(row: dict[str, An
     assert _decode_row(data) == row
     assert date == row["ts"].astimezone(UTC).date().isoformat()
     assert host == row["host"]
+
+
+def test_forgotten_blobs_are_stored_again_when_they_reappear(spool: Spool) -> None:
+    a, content_a = blob(b"gone with its partition\n")
+    b, content_b = blob(b"still in the dataset\n")
+    c, content_c = blob(b"still waiting in the spool\n")
+    spool.append([snapshot_row(0, blobs=(a, b))], {a: content_a, b: content_b})
+    roll_id = spool.begin_roll()
+    assert roll_id is not None
+    spool.finish_roll(roll_id)  # as if rolled: a and b are in Parquet now
+    spool.append([snapshot_row(1, blobs=(c,))], {c: content_c})
+
+    spool.forget_blobs([a, a, c, "f" * 64])
+
+    # a is stored again; b was not forgotten; c is still pending, so it stays known
+    # (forgetting it would make this append collide with the pending copy)
+    assert spool.missing_blobs([a, b, c]) == {a}
+    spool.append([snapshot_row(2, blobs=(a, b, c))], {a: content_a, b: content_b, c: content_c})
+    stored = spool._conn.execute("SELECT blob FROM pending_blobs ORDER BY seq").fetchall()
+    assert [row[0] for row in stored] == [c, a]
+    assert spool.missing_blobs([a, b, c]) == set()
+
+
+def test_forget_blobs_handles_many_hashes(spool: Spool) -> None:
+    blobs = dict(blob(str(n).encode()) for n in range(1200))
+    spool.append([snapshot_row(0)], blobs)
+    roll_id = spool.begin_roll()
+    assert roll_id is not None
+    spool.finish_roll(roll_id)
+    spool.forget_blobs(list(blobs)[:1100])
+    assert spool.missing_blobs(blobs) == set(list(blobs)[:1100])
