@@ -153,12 +153,183 @@ def demo(data_dir: Path | None) -> None:
     run_demo(data_dir, echo=click.echo)
 
 
+@cli.command()
+@click.option(
+    "--workspace",
+    "workspaces",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="Watch this working copy instead of the config's (repeatable).",
+)
+@_data_dir_option
+@click.option("--interval", type=float, default=None, help="Seconds between ticks (default 20).")
+@click.option("--build-cmd", default=None, help="Build command for the --workspace ones.")
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Config file (default: $REDGREEN_CONFIG or ~/.config/redgreen/config.toml).",
+)
+@_user_errors
+def run(
+    workspaces: tuple[Path, ...],
+    data_dir: Path | None,
+    interval: float | None,
+    build_cmd: str | None,
+    config_file: Path | None,
+) -> None:
+    """Run the agent: snapshot every watched workspace every interval, build new states.
+
+    Runs until SIGTERM or Ctrl-C; SIGHUP reloads the config. Meant to run as a
+    systemd user service (see install-service).
+    """
+    from snapshotter.agent import Agent, AgentOptions
+
+    _journal_logging()
+    options = AgentOptions(
+        config_file=config_file,
+        data_dir=data_dir,
+        interval=interval,
+        workspaces=workspaces,
+        build_command=build_cmd,
+    )
+    Agent(options).run()
+
+
+def _journal_logging() -> None:
+    """Log lines journald understands: a <priority> prefix, no timestamp of our own."""
+    import os
+
+    root = logging.getLogger()
+    if root.level > logging.INFO:
+        root.setLevel(logging.INFO)
+    if os.environ.get("JOURNAL_STREAM"):
+        priorities = {"DEBUG": 7, "INFO": 6, "WARNING": 4, "ERROR": 3, "CRITICAL": 2}
+
+        class JournalFormatter(logging.Formatter):
+            def format(self, record: logging.LogRecord) -> str:
+                prefix = f"<{priorities.get(record.levelname, 6)}>"
+                return prefix + super().format(record)
+
+        for handler in root.handlers:
+            handler.setFormatter(JournalFormatter("%(name)s: %(message)s"))
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@_user_errors
+def status(as_json: bool) -> None:
+    """Show the agent and each workspace: last snapshot, build status, today's rows, pause."""
+    from snapshotter.status_view import gather_status, render_status
+
+    report = gather_status()
+    if as_json:
+        import json
+
+        click.echo(json.dumps(report, indent=2, sort_keys=True, default=str))
+    else:
+        click.echo(render_status(report))
+
+
+@cli.command()
+@click.option(
+    "--for",
+    "duration",
+    default=None,
+    help="Resume by itself after this long (30m, 1h, 2d); default: until resume.",
+)
+@_user_errors
+def pause(duration: str | None) -> None:
+    """Stop recording (privacy switch); takes effect within one tick."""
+    from snapshotter import control
+
+    state = control.pause(control.parse_duration(duration) if duration else None)
+    until = state.until.strftime("%Y-%m-%d %H:%M:%S UTC") if state.until else "you resume"
+    click.echo(f"recording paused until {until}; `snapshotter resume` resumes")
+
+
+@cli.command()
+@_user_errors
+def resume() -> None:
+    """Resume recording after a pause."""
+    from snapshotter import control
+
+    click.echo("recording resumed" if control.resume() else "recording was not paused")
+
+
+@cli.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.option(
+    "--workspace",
+    type=click.Path(path_type=Path),
+    default=Path("."),
+    help="The working copy being built (default: the current directory).",
+)
+@_data_dir_option
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+@_user_errors
+def build(workspace: Path, data_dir: Path | None, command: tuple[str, ...]) -> None:
+    """Run your own build (snapshotter build -- make -j8) and record its result.
+
+    Output and exit code pass through unchanged; the result is recorded
+    against the state that was built, so the agent does not build it again.
+    """
+    import shlex
+    import sys
+
+    from snapshotter import control
+    from snapshotter.build import BuildLimits, BuildOutcome, run_build
+    from snapshotter.snapshot import SnapshotOptions, take_snapshot
+
+    line = shlex.join(command)
+    out = sys.stdout.buffer
+
+    def passthrough(chunk: bytes) -> None:
+        out.write(chunk)
+        out.flush()
+
+    # a developer's own build: no timeout of ours worth killing it for
+    limits = BuildLimits(timeout_s=7 * 24 * 3600.0)
+    if control.current_pause() is not None:
+        outcome = run_build(line, workspace.resolve(), limits, on_output=passthrough)
+        raise SystemExit(_exit_code(outcome.exit_code))
+
+    ran: list[BuildOutcome] = []
+
+    def runner(cmd: str, root: Path) -> BuildOutcome:
+        ran.append(run_build(cmd, root, limits, on_output=passthrough))
+        return ran[0]
+
+    try:
+        take_snapshot(
+            workspace,
+            data_dir or default_data_dir(),
+            SnapshotOptions(build_command=line),
+            build_runner=runner,
+        )
+    except RedgreenError as exc:
+        # recording failed; the developer's build must still run, and only once
+        click.echo(f"snapshotter: build not recorded: {exc}", err=True)
+        if not ran:
+            ran.append(run_build(line, workspace.resolve(), limits, on_output=passthrough))
+    raise SystemExit(_exit_code(ran[0].exit_code))
+
+
+def _exit_code(code: int | None) -> int:
+    if code is None:
+        return 124  # timed out or could not run, as timeout(1) says
+    return 128 - code if code < 0 else code
+
+
 def _register_commands() -> None:
     # commands with a module of their own, kept out of this file to keep it thin
     from snapshotter.cli_service import install_service, uninstall_service
+    from snapshotter.cli_setup import COMMANDS
 
     cli.add_command(install_service)
     cli.add_command(uninstall_service)
+    for command in COMMANDS:
+        cli.add_command(command)
 
 
 _register_commands()

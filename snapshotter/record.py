@@ -66,10 +66,15 @@ def build_key(build: dict[str, Any] | None) -> str | None:
 
 
 def state_row(
-    state: State, identity: Identity, reason: str, build: dict[str, Any] | None
+    state: State,
+    identity: Identity,
+    reason: str,
+    build: dict[str, Any] | None,
+    ts: datetime | None = None,
 ) -> dict[str, Any]:
+    """A row for ``state``; ``ts`` defaults to when it was read (heartbeats and stops pass now)."""
     return _row(
-        ts=state.read_at,
+        ts=ts or state.read_at,
         identity=identity,
         state=state,
         base_rev=state.base_rev,

@@ -10,12 +10,13 @@ would repeat the last recorded state and build result are not written.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from snapshotter.build import BuildLimits, run_build
+from snapshotter.build import BuildLimits, BuildOutcome, run_build
 from snapshotter.capture import CaptureSettings, State, base_change, capture
 from snapshotter.paths import ensure_private_dir
 from snapshotter.record import Identity, base_row, build_key, build_record, state_row
@@ -42,16 +43,30 @@ class SnapshotReport:
     files_changed: int
     build_status: str | None
     rows_recorded: int
+    build_exit_code: int | None = None
+
+
+BuildRunner = Callable[[str, Path], BuildOutcome]
 
 
 def take_snapshot(
-    workspace: Path, data_dir: Path, options: SnapshotOptions, identity: Identity | None = None
+    workspace: Path,
+    data_dir: Path,
+    options: SnapshotOptions,
+    identity: Identity | None = None,
+    *,
+    build_runner: BuildRunner | None = None,
 ) -> SnapshotReport:
+    """Record the workspace's state now (and the build of it, when a command is given).
+
+    ``build_runner`` replaces the default way of running the build; the
+    ``snapshotter build`` wrapper uses it to pass the output through.
+    """
     backend = open_backend(workspace)
     try:
         ensure_private_dir(data_dir)
         with Spool.open(data_dir) as spool:
-            report = _record(backend, spool, options, identity or Identity.current())
+            report = _record(backend, spool, options, identity or Identity.current(), build_runner)
             roll(spool, data_dir)
         return report
     finally:
@@ -59,7 +74,11 @@ def take_snapshot(
 
 
 def _record(
-    backend: VcsBackend, spool: Spool, options: SnapshotOptions, identity: Identity
+    backend: VcsBackend,
+    spool: Spool,
+    options: SnapshotOptions,
+    identity: Identity,
+    build_runner: BuildRunner | None,
 ) -> SnapshotReport:
     before = capture(backend, options.capture)
     memory = spool.memory(before.workspace)
@@ -84,12 +103,15 @@ def _record(
     build: dict[str, Any] | None = None
     after: State | None = None
     if options.build_command:
-        outcome = run_build(
-            options.build_command,
-            Path(before.workspace),
-            options.build_limits,
-            nice=options.build_nice,
-        )
+        if build_runner is not None:
+            outcome = build_runner(options.build_command, Path(before.workspace))
+        else:
+            outcome = run_build(
+                options.build_command,
+                Path(before.workspace),
+                options.build_limits,
+                nice=options.build_nice,
+            )
         after = capture(backend, options.capture)
         status = outcome.status
         if after.state_id != before.state_id and status in ("green", "red"):
@@ -117,7 +139,8 @@ def _record(
             build_key=build_key(build),
             ts=final.read_at,
         )
-        spool.append(rows, _needed(spool, blobs), [update])
+        # append skips blobs already stored, inside its own transaction
+        spool.append(rows, blobs, [update])
     return SnapshotReport(
         workspace=final.workspace,
         vcs=final.vcs,
@@ -125,9 +148,5 @@ def _record(
         files_changed=len(final.files),
         build_status=build["status"] if build else None,
         rows_recorded=len(rows),
+        build_exit_code=build["exit_code"] if build else None,
     )
-
-
-def _needed(spool: Spool, blobs: dict[str, bytes]) -> dict[str, bytes]:
-    missing = spool.missing_blobs(blobs)
-    return {digest: data for digest, data in blobs.items() if digest in missing}
