@@ -266,3 +266,44 @@ def test_sighup_reloads_the_config(repo: Repo, data_dir: Path, tmp_path: Path) -
         )
     finally:
         assert agent.stop() == 0, agent.output()
+
+
+def test_a_newer_state_supersedes_a_running_build(
+    repo: Repo, data_dir: Path, tmp_path: Path
+) -> None:
+    marker = tmp_path / "build-started"
+    slow = f"touch {shlex.quote(str(marker))}; sleep 5; {BUILD}"
+    agent = AgentProcess(
+        [
+            "--workspace",
+            str(repo.path),
+            "--data-dir",
+            str(data_dir),
+            "--interval",
+            "0.5",
+            "--build-cmd",
+            slow,
+        ],
+        tmp_path / "agent.log",
+    )
+    try:
+        wait_for(marker.exists, what="the first build to start")
+        repo.write("app.py", "VALUE = 3\n")  # the state moves while it builds
+        wait_for(
+            lambda: any(
+                r["build"]["status"] == "stale"
+                for r in (flush(data_dir), recorded(data_dir, "build is not null"))[1]
+            ),
+            what="the superseded build recorded as stale",
+        )
+        wait_for(
+            lambda: ("build", "green") in builds(data_dir), timeout=40, what="the new state built"
+        )
+    finally:
+        assert agent.stop() == 0, agent.output()
+    rows = recorded(data_dir, "build is not null")
+    stale = next(r for r in rows if r["build"]["status"] == "stale")
+    assert "superseded" in stale["build"]["output"]
+    green = next(r for r in rows if r["build"]["status"] == "green")
+    assert green["build"]["state_id"] == green["state_id"] != stale["build"]["state_id"]
+    assert "+VALUE = 3" in green["diff"]
