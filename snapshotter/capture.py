@@ -5,7 +5,10 @@ each of them (never following symlinks: a link is recorded as its target
 text), hashes the content and compares it with the base's, so a path is
 recorded only when it really differs.  Content is kept only for text files
 within the size limit; binary and large files are recorded with hash and
-size and ``omitted`` set, and excluded paths (secrets) are never opened.
+size and ``omitted`` set, and excluded paths (secrets) are never opened.  Kept content is redacted
+(``snapshotter.redact``) before it is hashed, so blobs, diffs and state ids
+never carry a secret; both sides of a path are redacted alike, so a change
+to a secret's value alone is not a change of state.
 
 ``state_id`` hashes (base rev, sorted (path, content hash)), so equal ids mean
 equal content, whichever VCS and whichever order the files were seen in.
@@ -25,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from snapshotter import pathnames
+from snapshotter.redact import redact_bytes
 from snapshotter.textdiff import Side, file_diff, is_binary
 from snapshotter.vcs.base import RevFile, VcsBackend
 
@@ -171,7 +175,7 @@ def _read_working(root: Path, raw: bytes, settings: CaptureSettings) -> Content 
     try:
         st = os.lstat(full)
         if stat.S_ISLNK(st.st_mode):
-            target = os.readlink(full)
+            target = redact_bytes(os.readlink(full))
             return Content(sha256(target), len(target), True, target)
         if not stat.S_ISREG(st.st_mode):
             return None  # a directory (nested repository) or a special file
@@ -198,6 +202,8 @@ def _read_working(root: Path, raw: bytes, settings: CaptureSettings) -> Content 
         return Content(sha256(data), len(data), False, None, "too_large")
     if is_binary(data):
         return Content(sha256(data), len(data), False, None, "binary")
+    # secrets never reach the spool: what is hashed, diffed and stored is redacted
+    data = redact_bytes(data)
     return Content(sha256(data), len(data), False, data)
 
 
@@ -210,6 +216,7 @@ def _rev_side(revfile: RevFile, data: bytes, settings: CaptureSettings) -> Conte
         return Content(sha256(data), len(data), False, None, "too_large")
     if not revfile.is_link and is_binary(data):
         return Content(sha256(data), len(data), False, None, "binary")
+    data = redact_bytes(data)
     return Content(sha256(data), len(data), revfile.is_link, data)
 
 

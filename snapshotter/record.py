@@ -21,6 +21,7 @@ from schemas.v1 import SCHEMA_VERSION
 from snapshotter.build import BuildOutcome
 from snapshotter.capture import Changes, State, compute_state_id
 from snapshotter.diagnostics import parse_diagnostics
+from snapshotter.redact import redact_text
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,11 @@ def snapshot_id(ts: datetime) -> str:
 
 
 def build_record(outcome: BuildOutcome, state: State, status: str) -> dict[str, Any]:
-    """The ``build`` struct for a build of ``state`` (``status`` may say ``stale``)."""
+    """The ``build`` struct for a build of ``state`` (``status`` may say ``stale``).
+
+    The output is redacted before anything parses or stores it.
+    """
+    output = redact_text(outcome.output)
     return {
         "status": status,
         "state_id": state.state_id,
@@ -51,8 +56,8 @@ def build_record(outcome: BuildOutcome, state: State, status: str) -> dict[str, 
         "exit_code": outcome.exit_code,
         "started_at": outcome.started_at,
         "finished_at": outcome.finished_at,
-        "output": outcome.output,
-        "diagnostics": parse_diagnostics(outcome.output, Path(state.workspace)),
+        "output": output,
+        "diagnostics": parse_diagnostics(output, Path(state.workspace), failed=status == "red"),
     }
 
 
