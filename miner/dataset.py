@@ -4,8 +4,9 @@ The views come from :mod:`schemas.views` (the same SQL ``miner sql
 --print-views`` prints), so the miner sees the dataset exactly as a person
 querying it does.  Beyond the views this module only reads small things: the
 few snapshot rows each episode names, the ``base`` rows (one per commit or
-checkout, so few), and blob contents by hash.  Snapshot rows in bulk are
-DuckDB's business (``episodes.sql``), never a Python loop's.
+checkout, so few), blob contents by hash, the red builds inside given episodes,
+and where a file's content at a base revision was recorded.  Snapshot rows in
+bulk are DuckDB's business (``episodes.sql``), never a Python loop's.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -57,6 +59,54 @@ class SnapshotRow:
     @property
     def stream(self) -> Stream:
         return (self.host, self.workspace)
+
+
+@dataclass(frozen=True)
+class RedSpan:
+    """The red run of one episode: its stream and its first and last red rows."""
+
+    host: str | None
+    workspace: str | None
+    first_ts: datetime
+    first_id: str
+    last_ts: datetime
+    last_id: str
+
+
+# The usable red builds inside each span, in stream order (the rows detection counts).
+_RED_BUILDS_SQL = """
+SELECT s.last_id, r.build.output, r.build.diagnostics
+FROM _red_spans s
+JOIN snapshots r
+  ON r.host IS NOT DISTINCT FROM s.host
+ AND r.workspace IS NOT DISTINCT FROM s.workspace
+ AND r.ts BETWEEN s.first_ts AND s.last_ts
+WHERE r.build.state_id = r.state_id
+  AND r.build.status = 'red'
+  AND r.reason IS DISTINCT FROM 'base'
+  AND (r.ts > s.first_ts OR r.snapshot_id >= s.first_id)
+  AND (r.ts < s.last_ts OR r.snapshot_id <= s.last_id)
+ORDER BY s.last_id, r.ts, r.snapshot_id
+"""
+
+# Where a file's content at a base revision was recorded: a row under that base that
+# changed the file holds it as base_blob; a base row that moved to it holds it as blob.
+_BASE_BLOBS_SQL = """
+WITH entries AS (
+  SELECT base_rev, reason, unnest(files) AS f
+  FROM snapshots
+  WHERE base_rev IN (SELECT base_rev FROM _wanted_base_paths)
+)
+SELECT e.base_rev, e.f.path,
+       min(CASE WHEN e.reason = 'base' THEN e.f.blob ELSE e.f.base_blob END) AS blob
+FROM entries e
+JOIN _wanted_base_paths w ON e.base_rev = w.base_rev AND e.f.path = w.path
+WHERE e.f.omitted IS NULL
+  AND (CASE WHEN e.reason = 'base' THEN e.f.blob ELSE e.f.base_blob END) IS NOT NULL
+  AND (e.reason = 'base' OR e.f.status NOT IN ('A', '?'))
+  AND (e.reason IS DISTINCT FROM 'base' OR e.f.status IS DISTINCT FROM 'R')
+GROUP BY e.base_rev, e.f.path
+"""
 
 
 def _files(raw: list[dict[str, Any]] | None) -> dict[str, FileEntry]:
@@ -141,6 +191,54 @@ class Dataset:
         for row in map(_snapshot_row, raw):
             streams[row.stream].append(row.state)
         return dict(streams)
+
+    def red_builds(self, spans: Iterable[RedSpan]) -> dict[str, list[BuildResult]]:
+        """The usable red builds inside each span, first to last, by the span's ``last_id``."""
+        spans = list(spans)
+        if not spans:
+            return {}
+        table = pa.Table.from_pylist(
+            [vars(span) for span in spans],
+            schema=pa.schema(
+                [
+                    ("host", pa.string()),
+                    ("workspace", pa.string()),
+                    ("first_ts", pa.timestamp("us", tz="UTC")),
+                    ("first_id", pa.string()),
+                    ("last_ts", pa.timestamp("us", tz="UTC")),
+                    ("last_id", pa.string()),
+                ]
+            ),
+        )
+        self.con.register("_red_spans", table)
+        try:
+            raw = self.con.execute(_RED_BUILDS_SQL).fetchall()
+        finally:
+            self.con.unregister("_red_spans")
+        builds: dict[str, list[BuildResult]] = defaultdict(list)
+        for last_id, output, diagnostics in raw:
+            builds[last_id].append(
+                BuildResult("red", None, None, None, output, tuple(diagnostics or ()))
+            )
+        return dict(builds)
+
+    def base_blobs(self, wanted: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        """For each ``(base_rev, path)``, the blob of ``path`` at that base, where recorded."""
+        pairs = sorted(set(wanted))
+        if not pairs:
+            return {}
+        table = pa.table(
+            {
+                "base_rev": pa.array([rev for rev, _ in pairs], pa.string()),
+                "path": pa.array([path for _, path in pairs], pa.string()),
+            }
+        )
+        self.con.register("_wanted_base_paths", table)
+        try:
+            raw = self.con.execute(_BASE_BLOBS_SQL).fetchall()
+        finally:
+            self.con.unregister("_wanted_base_paths")
+        return {(rev, path): blob for rev, path, blob in raw if blob is not None}
 
     def contents(self, hashes: Iterable[str]) -> dict[str, bytes]:
         """The content of each hash found in ``blobs`` (a blob may be stored twice)."""

@@ -5,7 +5,14 @@ Each filter is a named predicate over the :class:`Evidence` of one episode;
 miner stores them in ``episodes.filters`` so a rejected episode keeps its
 reasons (rule 6 of the design).  An episode is kept when it fails none but
 the informational ones (``revert``: a fix that exactly undoes the break is
-kept, but flagged).  Adding a filter is adding an entry to :data:`FILTERS`.
+kept, but flagged; ``error_silenced``: the green build still reports the red
+build's error, as a warning, so the "fix" may have turned the check off rather
+than repaired the code).  Adding a filter is adding an entry to :data:`FILTERS`.
+
+``fix_unrelated_to_error``: the red build's errors name files inside the
+workspace, and none of them is plausibly related (:mod:`miner.related`) to any
+file the fix touches.  Errors without a file, or with one outside the workspace,
+say nothing either way; when no error names a workspace file the filter passes.
 
 A fix whose rebuilt states are identical fails both ``flaky`` (the same state
 was built red, then green) and ``empty_fix`` (nothing to learn): the list
@@ -15,9 +22,12 @@ holds every filter that fails, not just the first.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
+from miner.fingerprint import error_fingerprint, first_error, reported
+from miner.related import any_related, workspace_file
 from miner.settings import MinerSettings
 from miner.states import StateDiff
 
@@ -45,6 +55,10 @@ class Evidence:
     exit_code: int | None
     # the red or green state could not be rebuilt from the dataset
     unrebuildable: bool = False
+    red_diagnostics: Sequence[Mapping[str, Any]] = ()
+    green_diagnostics: Sequence[Mapping[str, Any]] = ()
+    # red-state content of files the red diagnostics name; None: not rebuildable
+    error_files: Mapping[str, bytes | None] = field(default_factory=dict)
 
 
 def _empty_fix(e: Evidence, s: MinerSettings) -> bool:
@@ -89,6 +103,31 @@ def _unrebuildable(e: Evidence, s: MinerSettings) -> bool:
     return e.unrebuildable
 
 
+def _fix_unrelated_to_error(e: Evidence, s: MinerSettings) -> bool:
+    if e.unrebuildable or not e.fix.changes:
+        return False
+    files = [
+        path
+        for d in e.red_diagnostics
+        if (d.get("severity") or "").lower() in ("error", "fatal error")
+        and (path := workspace_file(d.get("file"))) is not None
+    ]
+    if not files:
+        return False
+    contents: dict[str, bytes | None] = dict(e.error_files)
+    for change in e.fix.changes:
+        contents[change.path] = change.old_content
+    return not any_related(files, e.fix.paths, contents)
+
+
+def _error_silenced(e: Evidence, s: MinerSettings) -> bool:
+    first = first_error(e.red_diagnostics)
+    fingerprint = error_fingerprint(e.error, e.red_diagnostics)
+    if first is None or fingerprint is None:
+        return False
+    return reported(fingerprint, first.get("file"), e.green_diagnostics)
+
+
 FILTERS: dict[str, Callable[[Evidence, MinerSettings], bool]] = {
     "empty_fix": _empty_fix,
     "fix_too_large": _fix_too_large,
@@ -98,10 +137,12 @@ FILTERS: dict[str, Callable[[Evidence, MinerSettings], bool]] = {
     "revert": _revert,
     "not_code_error": _not_code_error,
     "unrebuildable": _unrebuildable,
+    "fix_unrelated_to_error": _fix_unrelated_to_error,
+    "error_silenced": _error_silenced,
 }
 
 # Filters that flag an episode without rejecting it.
-INFORMATIONAL = frozenset({"revert"})
+INFORMATIONAL = frozenset({"revert", "error_silenced"})
 
 
 def failed_filters(evidence: Evidence, settings: MinerSettings) -> tuple[str, ...]:

@@ -125,6 +125,7 @@ def chat_record(episode: Episode) -> dict[str, Any]:
             "red_id": episode.red_id,
             "green_id": episode.green_id,
             "error_fingerprint": episode.error_fingerprint,
+            "error_count": episode.error_count,
             "fix_lines": episode.fix_lines,
             "fix_files": episode.fix_files,
             "filters": list(episode.filters),

@@ -1,9 +1,10 @@
 """``miner run`` as a typed function: dataset in, episodes and training file out.
 
     open dataset (views) -> detect episodes (SQL) -> load their rows and the
-    base rows -> plan each (resolve states) -> fetch the blobs of a batch in
-    one query -> finish each (diff, context, filters) -> describe -> split
-    -> episodes.parquet + train.jsonl
+    base rows -> plan each (resolve states) -> per batch: find the base content
+    of the files the errors name, the red builds of each episode, then the
+    blobs, each in one query -> finish each (diff, context, error count,
+    filters) -> describe -> split -> episodes.parquet + train.jsonl
 
 Everything a run decides depends only on the dataset and the settings, so the
 same input gives the same ids and byte-identical files.
@@ -17,8 +18,8 @@ from pathlib import Path
 
 import duckdb
 
-from miner.assemble import finish, plan
-from miner.dataset import Dataset, first_line
+from miner.assemble import Plan, finish, plan, with_base_blobs
+from miner.dataset import Dataset, RedSpan, first_line
 from miner.describe import Describer, OfflineDescriber
 from miner.episodes import detect
 from miner.errors import DatasetError
@@ -49,6 +50,13 @@ def _sort_key(episode: Episode) -> tuple[str, str, object, str]:
     return (episode.host or "", episode.workspace or "", episode.red_ended_at, episode.episode_id)
 
 
+def _span(one: Plan) -> RedSpan:
+    c = one.candidate
+    return RedSpan(
+        c.host, c.workspace, c.red_started_at, c.first_red_id, one.red.state.ts, c.red_id
+    )
+
+
 def mine_episodes(dataset: Dataset, settings: MinerSettings, describer: Describer) -> list[Episode]:
     """Every episode of ``dataset``, assembled, described and split, in output order."""
     candidates = detect(dataset.con)
@@ -63,10 +71,13 @@ def mine_episodes(dataset: Dataset, settings: MinerSettings, describer: Describe
             plan(candidate, rows, bases.get((candidate.host, candidate.workspace), []))
             for candidate in candidates[start : start + BLOB_BATCH]
         ]
+        found = dataset.base_blobs(set().union(*(p.base_lookups() for p in plans)))
+        plans = [with_base_blobs(p, found) for p in plans]
+        red_builds = dataset.red_builds(_span(p) for p in plans)
         # one blobs query per batch: each query scans the blob files once
         contents = dataset.contents(set().union(*(p.blobs for p in plans)))
         for one in plans:
-            episode = finish(one, contents, settings)
+            episode = finish(one, contents, settings, red_builds.get(one.candidate.red_id, []))
             described = describer.describe(episode)
             episodes.append(
                 replace(

@@ -4,7 +4,8 @@ Stages fill it in turn (assemble, then describe, then split) with
 ``dataclasses.replace``; :meth:`Episode.to_row` gives the dict that
 ``schemas.v1.EPISODES`` stores.  ``fix_paths`` is the one field the schema
 does not have: the describer needs the names of every file the fix touches,
-binary ones included, and ``context`` holds only the text ones.
+binary ones included, and ``context`` holds only the text ones.  ``context``
+holds the fix's files first, then the other files the red diagnostics name.
 """
 
 from __future__ import annotations
@@ -52,6 +53,8 @@ class Episode:
     filters: tuple[str, ...]
     kept: bool
     fix_paths: tuple[str, ...] = ()
+    # distinct error fingerprints over the episode's red builds
+    error_count: int = 0
     description: str | None = None
     prompt: str | None = None
     describer: str | None = None

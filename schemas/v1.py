@@ -4,6 +4,12 @@ These are the data contract of ``../shared/docs/design.md``: the snapshotter
 writes ``snapshots`` and ``blobs``, the miner writes ``episodes``.  A change
 here is a new schema version (a new module ``v2`` and a named migration step),
 never an edit in place: other tools read these files with plain DuckDB.
+
+Additive changes within version 1 (readers pass ``union_by_name=true``, so an
+older file simply lacks the column and reads it as NULL):
+
+- ``episodes.error_count`` (int32, the last field): how many distinct errors
+  (distinct error fingerprints) the episode's red builds reported.
 """
 
 from __future__ import annotations
@@ -114,5 +120,7 @@ EPISODES = pa.schema(
         pa.field("prompt", pa.string()),
         pa.field("describer", pa.string()),
         pa.field("split", pa.string()),
+        # additive: distinct error fingerprints over the episode's red builds
+        pa.field("error_count", pa.int32()),
     ]
 )

@@ -173,8 +173,9 @@ def test_clang_style_with_notes_and_colours() -> None:
     )
     found = parse_diagnostics(output)
     _check_shape(found)
+    # the message goes on with the excerpt clang prints under the headline
     assert [(d["line"], d["col"], d["severity"], d["code"], d["message"]) for d in found] == [
-        (4, 3, "error", None, "use of undeclared identifier 'y'"),
+        (4, 3, "error", None, "use of undeclared identifier 'y'\n    y = 2;\n    ^"),
         (1, 5, "note", None, "'x' declared here"),
         (9, 1, "note", None, "something [-Rpass=inline]"),
         (2, 7, "warning", "-Wunused-variable", "unused variable 'z'"),
@@ -259,14 +260,18 @@ def test_workspace_through_a_symlink(tmp_path: Path) -> None:
     assert [d["file"] for d in parse_diagnostics(output, link)] == ["m.c", "n.c"]
 
 
-def test_first_parser_that_finds_something_wins() -> None:
-    assert list(PARSERS)[:2] == ["gcc", "python"]
+def test_diagnostics_of_several_dialects_merge_in_output_order() -> None:
     assert list(PARSERS)[-1] == "generic"
     output = (
-        "a.c:1:2: error: from gcc\n"
         'Traceback (most recent call last):\n  File "b.py", line 1, in <module>\nNameError: x\n'
+        "a.c:1:2: error: from gcc\n"
+        'File "c.ml", line 3, characters 0-1:\nError: from ocaml\n'
     )
-    assert [d["message"] for d in parse_diagnostics(output)] == ["from gcc"]
+    assert [(d["file"], d["message"]) for d in parse_diagnostics(output)] == [
+        ("b.py", "x"),
+        ("a.c", "from gcc"),
+        ("c.ml", "from ocaml"),
+    ]
 
 
 def test_a_failing_parser_is_skipped(monkeypatch: pytest.MonkeyPatch) -> None:

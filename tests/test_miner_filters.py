@@ -197,9 +197,12 @@ def test_filters_list_every_failure_sorted() -> None:
         "revert",
         "not_code_error",
         "unrebuildable",
+        "fix_unrelated_to_error",
+        "error_silenced",
     ]
-    assert {"revert"} == INFORMATIONAL
+    assert {"revert", "error_silenced"} == INFORMATIONAL
     assert is_kept([]) and is_kept(["revert"]) and not is_kept(["flaky", "revert"])
+    assert not is_kept(["fix_unrelated_to_error"])
 
 
 def test_settings_are_validated() -> None:
@@ -207,3 +210,5 @@ def test_settings_are_validated() -> None:
         MinerSettings(test_fraction=1.5)
     with pytest.raises(ConfigError):
         MinerSettings(max_fix_lines=-1)
+    with pytest.raises(ConfigError):
+        MinerSettings(max_context_bytes=-1)
