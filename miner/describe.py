@@ -67,6 +67,16 @@ ERROR_KINDS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
             "link error",
             r"undefined reference to|ld returned|unresolved external symbol|Undefined symbols",
         ),
+        (
+            "wrong number of arguments",
+            r"applied to too many arguments|function application is partial|arguments? (?:are|is)"
+            r" missing|[Tt]oo (?:many|few) arguments|not enough arguments|[Ee]xpected \d+"
+            r" arguments?, but got|takes \d+ (?:positional )?arguments? but",
+        ),
+        (
+            "non-exhaustive match",
+            r"not exhaustive|non-exhaustive patterns|partial-match|[Nn]on-exhaustive",
+        ),
         ("failing test", r"AssertionError|\bFAILED\b|[Tt]ests? failed|assertion failed"),
     )
 )
@@ -111,7 +121,8 @@ class OfflineDescriber:
 
     def describe(self, episode: Episode) -> Description:
         first = _first_error(episode.diagnostics)
-        message = str(first.get("message") or "") if first else ""
+        # a diagnostic's message may go on over several lines: its first one says it
+        message = str(first.get("message") or "").partition("\n")[0] if first else ""
         # without diagnostics, the output's telling line stands in for the message
         quoted = message or error_line(episode.error, episode.diagnostics) or ""
         code = str(first.get("code") or "") if first else ""

@@ -115,28 +115,34 @@ def episodes_view(out_dir: Path) -> str:
     return _view("episodes", out_dir, EPISODES_FILE, v1.EPISODES, hive=False)
 
 
-# One row per diagnostic of each distinct build result: the same result is
-# repeated on every row recorded while it was the latest, so keep its first row.
+# One row per diagnostic of each distinct build result, at the snapshot that first
+# recorded it: the same result is repeated on every row recorded while it was the
+# latest, so only its first row counts.  `position` is the diagnostic's place in its
+# build (1 = first reported), so `WHERE position = 1` or `severity = 'error'` pick
+# the build's leading error.
 DIAGNOSTICS_VIEW = """\
 CREATE OR REPLACE VIEW diagnostics AS
 WITH builds AS (
-  SELECT host, workspace, snapshot_id, ts, build
+  SELECT host, workspace, vcs, snapshot_id, ts, build
   FROM snapshots
   WHERE build IS NOT NULL
   QUALIFY row_number() OVER (
-    PARTITION BY host, workspace, build.state_id, build.started_at, build.finished_at
+    PARTITION BY host, workspace, build.state_id, build.started_at, build.finished_at,
+                 build.exit_code, hash(build.output)
     ORDER BY ts, snapshot_id
   ) = 1
 ),
 flat AS (
-  SELECT host, workspace, snapshot_id, ts, build, unnest(build.diagnostics) AS d
+  SELECT host, workspace, vcs, snapshot_id, ts, build,
+         unnest(build.diagnostics) AS d,
+         generate_subscripts(build.diagnostics, 1) AS position
   FROM builds
 )
 SELECT
-  host, workspace, snapshot_id, ts,
+  host, workspace, vcs, snapshot_id, ts,
   build.state_id AS state_id, build.status AS status, build.command AS command,
-  build.started_at AS started_at, build.finished_at AS finished_at,
-  d.file AS file, d.line AS line, d.col AS col, d.severity AS severity,
+  build.exit_code AS exit_code, build.started_at AS started_at, build.finished_at AS finished_at,
+  position, d.file AS file, d.line AS line, d.col AS col, d.severity AS severity,
   d.code AS code, d.message AS message
 FROM flat;
 """

@@ -77,6 +77,18 @@ def make_episode(error: str = "", *paths: str, diagnostics: Any = (), **kw: Any)
         ("TypeError: unsupported operand type(s) for +: 'int' and 'str'", "type error"),
         ("main.o: undefined reference to `helper'", "link error"),
         ("FAILED tests/test_calc.py::test_add - AssertionError", "failing test"),
+        (
+            "Error (warning 8 [partial-match]): this pattern-matching is not exhaustive.",
+            "non-exhaustive match",
+        ),
+        (
+            "This function has type int -> int\n It is applied to too many arguments",
+            "wrong number of arguments",
+        ),
+        (
+            "src/main.ts(5,30): error TS2554: Expected 1 arguments, but got 2.",
+            "wrong number of arguments",
+        ),
         ("make: *** [all] Error 2", "build error"),
     ],
 )
