@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 
 STATUS_EVERY_S = 5.0
 GC_EVERY_HOURS = 6
+HEARTBEAT_ROLL_S = 24 * 3600.0
 
 
 @dataclass(frozen=True)
@@ -258,7 +259,11 @@ class Agent:
     def _maybe_roll(self) -> None:
         assert self.spool is not None
         agent = self.config.agent
-        due = time.monotonic() - self._last_roll >= agent.roll_interval
+        since = time.monotonic() - self._last_roll
+        # heartbeats alone wait a day: a Parquet file costs ~7 KB of footer, and
+        # 24 hourly files of a few heartbeats would be most of an idle day's bytes
+        substantive = any(r.substantive_rows for r in self.runners.values())
+        due = since >= agent.roll_interval and (substantive or since >= HEARTBEAT_ROLL_S)
         if due or self.spool.pending_rows() >= agent.roll_rows:
             self._roll("interval" if due else "size")
 
@@ -270,6 +275,8 @@ class Agent:
             self._storage_failed(str(exc))
             return
         self._last_roll = time.monotonic()
+        for runner in self.runners.values():
+            runner.substantive_rows = False
         if result.rows:
             log.info(
                 "rolled %d row(s), %d blob(s) into Parquet (%s)", result.rows, result.blobs, why

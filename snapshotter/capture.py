@@ -339,17 +339,24 @@ def capture(
 
 
 def _expand(backend: VcsBackend, since: State, paths: Collection[bytes]) -> set[bytes]:
-    """The file paths behind what the monitor reported (a directory stands for its files)."""
+    """The file paths behind what the monitor reported.
+
+    A path ending in ``/`` is a directory: one that exists stands for the
+    files in it, one that went away for what was tracked or changed below it.
+    """
     root = bytes(backend.root)
     wanted: set[bytes] = set()
     gone_dirs: list[bytes] = []
-    for raw in paths:
+    for reported in paths:
+        raw = reported.rstrip(b"/")
         full = os.path.join(root, raw)
         try:
             is_dir = stat.S_ISDIR(os.lstat(full).st_mode)
         except OSError:
             is_dir = False
-            gone_dirs.append(raw)  # maybe a directory that was removed or moved away
+            if reported.endswith(b"/"):
+                gone_dirs.append(raw)
+                continue
         if is_dir:
             for top, dirs, files in os.walk(full):
                 dirs[:] = [d for d in dirs if d not in (b".hg", b".git")]

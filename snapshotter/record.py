@@ -52,7 +52,7 @@ def build_record(outcome: BuildOutcome, state: State, status: str) -> dict[str, 
     return {
         "status": status,
         "state_id": state.state_id,
-        "command": outcome.command,
+        "command": redact_text(outcome.command),
         "exit_code": outcome.exit_code,
         "started_at": outcome.started_at,
         "finished_at": outcome.finished_at,

@@ -117,6 +117,8 @@ class WorkspaceRunner:
         self._started = False
         self._lock = threading.Lock()
         self.last_tick_done = clock()
+        # a row other than a heartbeat is waiting in the spool (the agent rolls those hourly)
+        self.substantive_rows = False
 
     # life cycle -------------------------------------------------------------
 
@@ -199,7 +201,7 @@ class WorkspaceRunner:
         if not (full or pending.paths or pending.base_changed or finished or build_due):
             if heartbeat_due and self.state is not None:
                 self._append(
-                    [state_row(self.state, self.identity, "heartbeat", self._latest_build)]
+                    [state_row(self.state, self.identity, "heartbeat", self._latest_build, _now())]
                 )
             return
 
@@ -282,6 +284,8 @@ class WorkspaceRunner:
             ts=last["ts"],
         )
         self.spool.append(rows, needed, [memory])
+        if any(r["reason"] != "heartbeat" for r in rows):
+            self.substantive_rows = True
         self._recorded = (memory.state_id, memory.build_key)
         self._recorded_base = state.base_rev
         self._last_row_at = self.clock()

@@ -150,12 +150,14 @@ class WorkspaceWatcher(FileSystemEventHandler):
     def dispatch(self, event: FileSystemEvent) -> None:
         if event.event_type == "modified" and event.is_directory:
             return
-        self._note(event.src_path)
+        # a directory is noted with a trailing slash: only a directory that
+        # went away makes capture ask the VCS what was tracked below it
+        self._note(event.src_path, event.is_directory)
         dest = getattr(event, "dest_path", "")
         if dest:
-            self._note(dest)
+            self._note(dest, event.is_directory)
 
-    def _note(self, path: str | bytes) -> None:
+    def _note(self, path: str | bytes, is_directory: bool = False) -> None:
         raw = os.fsencode(path)
         if not raw.startswith(self._root_bytes):
             return
@@ -173,7 +175,7 @@ class WorkspaceWatcher(FileSystemEventHandler):
             pending = self._pending
             if pending.overflow:
                 return
-            pending.paths.add(rel)
+            pending.paths.add(rel + b"/" if is_directory else rel)
             if len(pending.paths) > MAX_PENDING:
                 pending.paths.clear()
                 pending.overflow = True

@@ -264,8 +264,8 @@ def test_incremental_capture_matches_a_full_one(repo: Repo) -> None:
         (["src/new.py"], lambda: repo.write("src/new.py", "n = 1\n")),
         (["_build/out.o"], lambda: repo.write("_build/out.o", "ignored\n")),
         (["src/a.py"], lambda: repo.write("src/a.py", "a = 1\n")),  # back to base
-        (["lib"], lambda: shutil.rmtree(repo.path / "lib")),  # a whole directory goes
-        (["pkg"], lambda: (repo.write("pkg/x.py", "x = 1\n"), repo.write("pkg/y.py", "y\n"))),
+        (["lib/"], lambda: shutil.rmtree(repo.path / "lib")),  # a whole directory goes
+        (["pkg/"], lambda: (repo.write("pkg/x.py", "x = 1\n"), repo.write("pkg/y.py", "y\n"))),
         (["src/b.py"], lambda: repo.remove("src/b.py")),
     ]
     for paths, edit in steps:
