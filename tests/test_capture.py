@@ -304,3 +304,15 @@ def test_ignored_paths_and_directories(repo: Repo) -> None:
         assert backend.tracked_under([b"nothing-here"]) == []
     finally:
         backend.close()
+
+
+def test_incremental_capture_knows_added_from_untracked(repo: Repo) -> None:
+    repo.write("base.py", "b = 1\n")
+    repo.commit()
+    state = snap(repo)
+    repo.write("staged.py", "s = 1\n")
+    repo.add("staged.py")
+    repo.write("loose.py", "l = 1\n")
+    state = incremental(repo, state, ["staged.py", "loose.py"])
+    assert by_path(state) == {"staged.py": ("A", None), "loose.py": ("?", None)}
+    same_state(state, snap(repo))

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from snapshotter.errors import WorkspaceError
 from snapshotter.vcs.base import NULL_REV, BaseInfo, Candidate, RevFile
+from snapshotter.vcs.gitindex import IndexPaths
 
 _ENV = {
     **os.environ,
@@ -33,7 +34,10 @@ class GitBackend:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.refresh()
-        self._git(["rev-parse", "--git-dir"])  # fails early on a broken repository
+        # fails early on a broken repository
+        out = self._git(["rev-parse", "--absolute-git-dir", "--show-object-format"]).stdout
+        git_dir, object_format = out.decode(errors="surrogateescape").split("\n")[:2]
+        self._index = IndexPaths(Path(git_dir), 32 if object_format == "sha256" else 20)
 
     def _git(
         self,
@@ -109,7 +113,7 @@ class GitBackend:
         ``git status -- paths`` refreshes the whole index (70 ms on 100,000
         files).  HEAD's tree for k paths costs a few ms, and capture compares
         contents itself; only files new since HEAD need the index (tracked
-        "A" or untracked "?"), after the ignore rules have had their say.
+        "A" or untracked "?"), read from ``.git/index`` once per change of it.
         """
         if not paths:
             return []
@@ -121,10 +125,13 @@ class GitBackend:
             ignored = self.ignored(new)
             new = [p for p in new if p not in ignored]
         if new:
-            tracked: set[bytes] = set()
-            for i in range(0, len(new), _CHUNK):
-                listed = self._git(["ls-files", "-z", "--cached", "--", *new[i : i + _CHUNK]])
-                tracked.update(p for p in listed.stdout.split(b"\0") if p)
+            tracked = self._index.get()
+            if tracked is None:  # an index we cannot parse: ask git
+                listed: set[bytes] = set()
+                for i in range(0, len(new), _CHUNK):
+                    out = self._git(["ls-files", "-z", "--cached", "--", *new[i : i + _CHUNK]])
+                    listed.update(p for p in out.stdout.split(b"\0") if p)
+                tracked = frozenset(listed)
             found.update((p, p in tracked) for p in new)
         return [Candidate(path, tracked) for path, tracked in found.items()]
 
