@@ -1,8 +1,7 @@
-"""The agent as a real process: ``snapshotter run`` against real repositories, edited while it runs."""
+"""The agent as a real process: `snapshotter run` on real repositories, edited while it runs."""
 
 from __future__ import annotations
 
-import os
 import shlex
 import signal
 import socket
