@@ -51,3 +51,10 @@ def test_commands_named_in_the_readme_exist() -> None:
     assert ("snapshotter", "snapshot") in named and ("miner", "run") in named
     for program, command in named:
         assert command in PROGRAMS[program].commands, f"README names {program} {command}"
+
+
+def test_the_readme_queries_are_the_ones_the_ocaml_test_runs() -> None:
+    from tests.test_ocaml import MEDIAN_TIME_TO_REPAIR, MOST_FREQUENT_ERRORS
+
+    assert MOST_FREQUENT_ERRORS in README
+    assert MEDIAN_TIME_TO_REPAIR in README
