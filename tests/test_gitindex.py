@@ -39,9 +39,12 @@ def test_cache_follows_the_index_file(tmp_path: Path) -> None:
     assert index.get() == frozenset()  # no index yet
     repo.write("a.txt", "a\n")
     repo.add("a.txt")
+    assert index.get() is None  # just changed: git answers this time
+    assert index.get() == {b"a.txt"}  # unchanged since: parsed, then from memory
     assert index.get() == {b"a.txt"}
     repo.write("b.txt", "b\n")
     repo.add("b.txt")
+    assert index.get() is None
     assert index.get() == {b"a.txt", b"b.txt"}
 
 

@@ -66,13 +66,21 @@ def parse_index(data: bytes, oid_size: int = 20) -> frozenset[bytes] | None:
 
 
 class IndexPaths:
-    """The tracked paths of one repository's index, re-read only when the file changes."""
+    """The tracked paths of one repository's index, re-read only when the file changes.
+
+    Parsing 100,000 entries in Python costs ~160 ms, three times a ``git
+    ls-files``; so an index that has just changed (the developer's git, an
+    editor's git status) is answered by git (``get`` returns None), and only
+    an index seen unchanged on a later call is parsed and then served from
+    memory until it changes again.
+    """
 
     def __init__(self, git_dir: Path, oid_size: int = 20) -> None:
         self.path = git_dir / "index"
         self.oid_size = oid_size
         self._key: tuple[int, int, int] | None = None
         self._paths: frozenset[bytes] | None = None
+        self._seen: tuple[int, int, int] | None = None
 
     def get(self) -> frozenset[bytes] | None:
         try:
@@ -83,6 +91,9 @@ class IndexPaths:
             return None
         key = (st.st_ino, st.st_size, st.st_mtime_ns)
         if key != self._key:
+            if key != self._seen:
+                self._seen = key  # just changed: let git answer this once
+                return None
             try:
                 data = self.path.read_bytes()
             except OSError:
