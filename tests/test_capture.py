@@ -316,3 +316,23 @@ def test_incremental_capture_knows_added_from_untracked(repo: Repo) -> None:
     state = incremental(repo, state, ["staged.py", "loose.py"])
     assert by_path(state) == {"staged.py": ("A", None), "loose.py": ("?", None)}
     same_state(state, snap(repo))
+
+
+@pytest.mark.parametrize("setup", ["loose", "packed", "detached", "unborn"])
+def test_git_base_read_from_files_matches_git(tmp_path: Path, setup: str) -> None:
+    from snapshotter.vcs.git import GitBackend
+
+    repo = Repo("git", tmp_path / "ws")
+    if setup != "unborn":
+        repo.write("a.txt", "a\n")
+        first = repo.commit()
+        repo.write("a.txt", "b\n")
+        repo.commit()
+    if setup == "packed":
+        repo.vcs("pack-refs", "--all")
+    if setup == "detached":
+        repo.vcs("checkout", "-q", first)
+    backend = GitBackend(repo.path.resolve())
+    from_files = backend._base_from_files()
+    assert from_files is not None
+    assert from_files == backend._base_from_git()

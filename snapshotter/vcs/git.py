@@ -28,6 +28,10 @@ _ENV = {
 _CHUNK = 500  # paths per command line
 
 
+def _is_oid(text: str) -> bool:
+    return len(text) in (40, 64) and all(c in "0123456789abcdef" for c in text)
+
+
 class GitBackend:
     name = "git"
 
@@ -35,8 +39,14 @@ class GitBackend:
         self.root = root
         self.refresh()
         # fails early on a broken repository
-        out = self._git(["rev-parse", "--absolute-git-dir", "--show-object-format"]).stdout
-        git_dir, object_format = out.decode(errors="surrogateescape").split("\n")[:2]
+        out = self._git(
+            ["rev-parse", "--absolute-git-dir", "--git-common-dir", "--show-object-format"]
+        ).stdout
+        git_dir, common_dir, object_format = out.decode(errors="surrogateescape").split("\n")[:3]
+        self._git_dir = Path(git_dir)
+        self._common_dir = (
+            (Path(root) / common_dir) if not os.path.isabs(common_dir) else Path(common_dir)
+        )
         self._index = IndexPaths(Path(git_dir), 32 if object_format == "sha256" else 20)
 
     def _git(
@@ -79,12 +89,45 @@ class GitBackend:
         if getattr(self, "_base", None) is not None:
             assert self._base is not None
             return self._base
+        self._base = self._base_from_files() or self._base_from_git()
+        return self._base
+
+    def _base_from_files(self) -> BaseInfo | None:
+        """HEAD read from ``.git/HEAD`` and the loose or packed ref: two small files, no process.
+
+        Anything unusual (a reftable repository, a symbolic ref outside
+        refs/heads, a malformed file) returns None and git is asked instead.
+        """
+        try:
+            head = (self._git_dir / "HEAD").read_text().strip()
+            if not head.startswith("ref: "):
+                return BaseInfo(rev=head, branch=None) if _is_oid(head) else None
+            ref = head[5:]
+            if not ref.startswith("refs/heads/"):
+                return None
+            branch = ref[len("refs/heads/") :]
+            loose = self._common_dir / ref
+            if loose.is_file():
+                rev = loose.read_text().strip()
+                return BaseInfo(rev=rev, branch=branch) if _is_oid(rev) else None
+            packed = self._common_dir / "packed-refs"
+            if packed.is_file():
+                for line in packed.read_text().splitlines():
+                    oid, _, name = line.partition(" ")
+                    if name == ref and _is_oid(oid):
+                        return BaseInfo(rev=oid, branch=branch)
+            if (self._common_dir / "reftable").exists():
+                return None
+            return BaseInfo(rev=NULL_REV, branch=branch)  # unborn: no commit yet
+        except (OSError, UnicodeDecodeError):
+            return None
+
+    def _base_from_git(self) -> BaseInfo:
         head = self._git(["rev-parse", "--verify", "-q", "HEAD^{commit}"], check=False)
         rev = head.stdout.decode().strip() if head.returncode == 0 else NULL_REV
         ref = self._git(["symbolic-ref", "-q", "--short", "HEAD"], check=False)
         branch = ref.stdout.decode("utf-8", "replace").strip() if ref.returncode == 0 else None
-        self._base = BaseInfo(rev=rev, branch=branch or None)
-        return self._base
+        return BaseInfo(rev=rev, branch=branch or None)
 
     def candidates(self, paths: Sequence[bytes] | None = None) -> list[Candidate]:
         if paths is not None:
