@@ -257,14 +257,14 @@ class Agent:
             self._storage_error = None
 
     def _maybe_roll(self) -> None:
-        assert self.spool is not None
         agent = self.config.agent
         since = time.monotonic() - self._last_roll
         # heartbeats alone wait a day: a Parquet file costs ~7 KB of footer, and
         # 24 hourly files of a few heartbeats would be most of an idle day's bytes
         substantive = any(r.substantive_rows for r in self.runners.values())
         due = since >= agent.roll_interval and (substantive or since >= HEARTBEAT_ROLL_S)
-        if due or self.spool.pending_rows() >= agent.roll_rows:
+        appended = sum(r.rows_since_roll for r in self.runners.values())
+        if due or appended >= agent.roll_rows:
             self._roll("interval" if due else "size")
 
     def _roll(self, why: str) -> None:
@@ -277,6 +277,7 @@ class Agent:
         self._last_roll = time.monotonic()
         for runner in self.runners.values():
             runner.substantive_rows = False
+            runner.rows_since_roll = 0
         if result.rows:
             log.info(
                 "rolled %d row(s), %d blob(s) into Parquet (%s)", result.rows, result.blobs, why

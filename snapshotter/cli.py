@@ -6,7 +6,6 @@ the core's ``RedgreenError`` into a one-line ``click.ClickException``.
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -16,21 +15,11 @@ import click
 
 from snapshotter.build import BuildLimits
 from snapshotter.capture import MIB, CaptureSettings
+from snapshotter.cli_common import config_option, user_errors
 from snapshotter.errors import RedgreenError
 from snapshotter.paths import default_data_dir
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _user_errors(func: F) -> F:
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except RedgreenError as exc:
-            raise click.ClickException(str(exc)) from exc
-
-    return wrapper  # type: ignore[return-value]
 
 
 def _data_dir_option(func: F) -> F:
@@ -89,7 +78,7 @@ def cli(verbose: bool) -> None:
 )
 @_data_dir_option
 @_build_options
-@_user_errors
+@user_errors
 def snapshot(
     workspace: Path,
     data_dir: Path | None,
@@ -121,7 +110,7 @@ def snapshot(
 
 @cli.command()
 @_data_dir_option
-@_user_errors
+@user_errors
 def flush(data_dir: Path | None) -> None:
     """Roll everything in the spool into Parquet now."""
     from snapshotter.roll import roll
@@ -140,7 +129,7 @@ def flush(data_dir: Path | None) -> None:
     default=None,
     help="Keep the demo's dataset here (default: a temporary folder, removed afterwards).",
 )
-@_user_errors
+@user_errors
 def demo(data_dir: Path | None) -> None:
     """Watch redgreen end to end on a throw-away Mercurial repository.
 
@@ -164,14 +153,8 @@ def demo(data_dir: Path | None) -> None:
 @_data_dir_option
 @click.option("--interval", type=float, default=None, help="Seconds between ticks (default 20).")
 @click.option("--build-cmd", default=None, help="Build command for the --workspace ones.")
-@click.option(
-    "--config",
-    "config_file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Config file (default: $REDGREEN_CONFIG or ~/.config/redgreen/config.toml).",
-)
-@_user_errors
+@config_option
+@user_errors
 def run(
     workspaces: tuple[Path, ...],
     data_dir: Path | None,
@@ -218,7 +201,7 @@ def _journal_logging() -> None:
 
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@_user_errors
+@user_errors
 def status(as_json: bool) -> None:
     """Show the agent and each workspace: last snapshot, build status, today's rows, pause."""
     from snapshotter.status_view import gather_status, render_status
@@ -239,7 +222,7 @@ def status(as_json: bool) -> None:
     default=None,
     help="Resume by itself after this long (30m, 1h, 2d); default: until resume.",
 )
-@_user_errors
+@user_errors
 def pause(duration: str | None) -> None:
     """Stop recording (privacy switch); takes effect within one tick."""
     from snapshotter import control
@@ -250,7 +233,7 @@ def pause(duration: str | None) -> None:
 
 
 @cli.command()
-@_user_errors
+@user_errors
 def resume() -> None:
     """Resume recording after a pause."""
     from snapshotter import control
@@ -267,7 +250,7 @@ def resume() -> None:
 )
 @_data_dir_option
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
-@_user_errors
+@user_errors
 def build(workspace: Path, data_dir: Path | None, command: tuple[str, ...]) -> None:
     """Run your own build (snapshotter build -- make -j8) and record its result.
 

@@ -7,37 +7,11 @@ Thin click commands over ``config.py``, ``detect.py``, ``doctor.py`` and
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
 
 import click
 
-from snapshotter.errors import RedgreenError
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _user_errors(func: F) -> F:
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except RedgreenError as exc:
-            raise click.ClickException(str(exc)) from exc
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _config_option(func: F) -> F:
-    return click.option(
-        "--config",
-        "config_file",
-        type=click.Path(dir_okay=False, path_type=Path),
-        default=None,
-        help="Config file (default: $REDGREEN_CONFIG or ~/.config/redgreen/config.toml).",
-    )(func)
+from snapshotter.cli_common import config_option, user_errors
 
 
 @click.command()
@@ -52,8 +26,8 @@ def _config_option(func: F) -> F:
     help="Use this build command without asking ('' for none).",
 )
 @click.option("--yes", "-y", is_flag=True, help="Accept the proposed build command without asking.")
-@_config_option
-@_user_errors
+@config_option
+@user_errors
 def init(path: Path | None, build: str | None, yes: bool, config_file: Path | None) -> None:
     """Add the working copy at PATH (default: the current folder) to the config.
 
@@ -123,8 +97,8 @@ def init(path: Path | None, build: str | None, yes: bool, config_file: Path | No
     default=None,
     help="Dataset directory to check (default: from the config).",
 )
-@_config_option
-@_user_errors
+@config_option
+@user_errors
 def doctor(data_dir: Path | None, config_file: Path | None) -> None:
     """Check that the agent can run here: tools, config, workspaces, limits, data directory.
 
@@ -156,8 +130,8 @@ def doctor(data_dir: Path | None, config_file: Path | None) -> None:
     help="Dataset directory (default: from the config, $REDGREEN_DATA_DIR or XDG).",
 )
 @click.option("--dry-run", is_flag=True, help="Say what would be deleted; delete nothing.")
-@_config_option
-@_user_errors
+@config_option
+@user_errors
 def gc(data_dir: Path | None, dry_run: bool, config_file: Path | None) -> None:
     """Delete the oldest days of data beyond the retention limits of the config.
 

@@ -28,13 +28,11 @@ the next round takes the next oldest date.  The lock is the roll's
 
 from __future__ import annotations
 
-import fcntl
 import os
 import re
-import secrets
 import shutil
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -42,15 +40,14 @@ from typing import Any, Literal
 
 import duckdb
 import pyarrow as pa
-import pyarrow.parquet as pq
 from ulid import ULID
 
 from schemas.v1 import BLOBS
 from schemas.views import quote_literal
 from snapshotter.config import RetentionSettings
 from snapshotter.errors import StorageError
-from snapshotter.paths import PRIVATE_FILE_MODE, blobs_dir, snapshots_dir, spool_dir
-from snapshotter.roll import LOCK_FILE, roll
+from snapshotter.paths import blobs_dir, snapshots_dir, spool_dir
+from snapshotter.roll import roll, roll_lock, write_parquet
 from snapshotter.spool import Spool, fsync_dir, make_private_dirs
 
 Kind = Literal["snapshots", "blobs"]
@@ -240,7 +237,7 @@ def dataset_bytes(data_dir: Path) -> int:
 def _collect_round(
     spool: Spool, data_dir: Path, retention: RetentionSettings, today: date
 ) -> _Round:
-    with _roll_lock(data_dir):
+    with roll_lock(data_dir):
         parts = scan_partitions(data_dir)
         doomed = set(plan(parts, dataset_bytes(data_dir), retention, today))
         if not doomed:
@@ -252,7 +249,7 @@ def _collect_round(
     # again by an append since, stays known, so it must stay in the dataset.
     forgotten = spool.missing_blobs(unneeded)
     roll(spool, data_dir)
-    with _roll_lock(data_dir):
+    with roll_lock(data_dir):
         parts = scan_partitions(data_dir)  # the roll may have added files
         with _Hashes(parts, doomed) as hashes:
             hashes.table("forgotten", forgotten)
@@ -329,7 +326,8 @@ class _Hashes:
                 COPY_SQL.format(files=_file_list(self.doomed_blob_files))
             ).to_arrow_reader(_COPY_BATCH_ROWS)
             final = destination / f"gc-{ULID()}.parquet"
-            written = _write_parquet(final, _unique_blobs(reader))
+            rows = ((blob, blob["size"] or 0) for batch in _unique_blobs(reader) for blob in batch)
+            written = write_parquet(final, BLOBS, rows)
         except duckdb.Error as exc:
             raise StorageError(f"cannot copy blobs: {_first_line(exc)}") from exc
         if written != count:
@@ -356,39 +354,6 @@ def _unique_blobs(reader: pa.RecordBatchReader) -> Iterator[list[dict[str, Any]]
         yield batch
 
 
-def _write_parquet(final: Path, batches: Iterable[list[dict[str, Any]]]) -> int:
-    """Write blob rows to ``final`` whole or not at all (as ``roll.py`` does); returns rows."""
-    # The temporary's name is one the roll's sweep recognises and removes.
-    temporary = final.with_name(f".{final.name}.{secrets.token_hex(8)}.tmp")
-    written = 0
-    try:
-        fd = os.open(
-            temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, PRIVATE_FILE_MODE
-        )
-        with os.fdopen(fd, "wb") as file:
-            os.fchmod(fd, PRIVATE_FILE_MODE)
-            writer = pq.ParquetWriter(file, BLOBS, compression="zstd")
-            try:
-                for batch in batches:
-                    writer.write_table(pa.Table.from_pylist(batch, schema=BLOBS))
-                    written += len(batch)
-            finally:
-                writer.close()
-            file.flush()
-            os.fsync(fd)
-        os.replace(temporary, final)
-    except OSError as exc:
-        with suppress(OSError):
-            temporary.unlink()
-        raise StorageError(f"cannot write {final}: {exc.strerror or exc}") from exc
-    except BaseException:
-        with suppress(OSError):
-            temporary.unlink()
-        raise
-    fsync_dir(final.parent)
-    return written
-
-
 def _copy_destination(data_dir: Path, parts: Sequence[Partition], doomed: set[date]) -> Path | None:
     """The newest remaining blob partition; made at the newest remaining date if none."""
     blobs = [p for p in parts if p.kind == "blobs" and p.date not in doomed]
@@ -413,25 +378,6 @@ def _remove_partition(path: Path) -> None:
     except OSError as exc:
         raise StorageError(f"cannot delete {path}: {exc.strerror or exc}") from exc
     fsync_dir(date_dir.parent if not date_dir.exists() else date_dir)
-
-
-@contextmanager
-def _roll_lock(data_dir: Path) -> Iterator[None]:
-    """The lock ``roll.py`` takes around rolls and sweeps of this dataset."""
-    directory = make_private_dirs(data_dir, *spool_dir(data_dir).relative_to(data_dir).parts)
-    path = directory / LOCK_FILE
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, PRIVATE_FILE_MODE)
-    except OSError as exc:
-        raise StorageError(f"cannot open {path}: {exc.strerror or exc}") from exc
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        except OSError as exc:
-            raise StorageError(f"cannot lock {path}: {exc.strerror or exc}") from exc
-        yield
-    finally:
-        os.close(fd)
 
 
 def _subdirs(path: Path) -> list[Path]:

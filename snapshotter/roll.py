@@ -69,7 +69,7 @@ class RollResult:
 def roll(spool: Spool, data_dir: Path) -> RollResult:
     """Redo unfinished rolls, then roll everything pending; counts what was written."""
     total = RollResult(0, 0, 0, 0)
-    with _roll_lock(data_dir):
+    with roll_lock(data_dir):
         for roll_id in spool.unfinished_rolls():
             total += _write_roll(spool, data_dir, roll_id)
         new_roll = spool.begin_roll()
@@ -81,7 +81,7 @@ def roll(spool: Spool, data_dir: Path) -> RollResult:
 def sweep_temporaries(data_dir: Path) -> int:
     """Remove temporaries left by a killed roll; returns how many."""
     removed = 0
-    with _roll_lock(data_dir):
+    with roll_lock(data_dir):
         # Under the lock no roll is writing, so every temporary is stale.
         for root in (snapshots_dir(data_dir), blobs_dir(data_dir)):
             for directory, _dirs, names in os.walk(root):
@@ -125,7 +125,7 @@ def _write_kind(spool: Spool, data_dir: Path, roll_id: str, kind: RollKind) -> t
     files = rows = 0
     for (date, host_dir), hosts in partitions.items():
         directory = make_private_dirs(root.parent, root.name, f"date={date}", f"host={host_dir}")
-        rows += _write_parquet(
+        rows += write_parquet(
             directory / f"{roll_id}.parquet", schema, _chain(items, roll_id, date, hosts)
         )
         files += 1
@@ -142,7 +142,7 @@ def _chain(
         yield from items(roll_id, date, host)
 
 
-def _write_parquet(
+def write_parquet(
     final: Path, schema: pa.Schema, items: Iterable[tuple[dict[str, Any], int]]
 ) -> int:
     """Write ``items`` to ``final`` so that it appears whole or not at all; returns the rows."""
@@ -186,7 +186,8 @@ def _write_parquet(
 
 
 @contextmanager
-def _roll_lock(data_dir: Path) -> Iterator[None]:
+def roll_lock(data_dir: Path) -> Iterator[None]:
+    """Held around rolls, sweeps and gc of one dataset: they never race."""
     directory = make_private_dirs(data_dir, *spool_dir(data_dir).relative_to(data_dir).parts)
     path = directory / LOCK_FILE
     try:

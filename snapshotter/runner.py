@@ -119,6 +119,9 @@ class WorkspaceRunner:
         self.last_tick_done = clock()
         # a row other than a heartbeat is waiting in the spool (the agent rolls those hourly)
         self.substantive_rows = False
+        # rows appended since the agent's last roll: the size trigger, counted
+        # here so a tick never has to count the spool
+        self.rows_since_roll = 0
 
     # life cycle -------------------------------------------------------------
 
@@ -284,6 +287,7 @@ class WorkspaceRunner:
             ts=last["ts"],
         )
         self.spool.append(rows, needed, [memory])
+        self.rows_since_roll += len(rows)
         if any(r["reason"] != "heartbeat" for r in rows):
             self.substantive_rows = True
         self._recorded = (memory.state_id, memory.build_key)

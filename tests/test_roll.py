@@ -401,7 +401,7 @@ def test_a_failed_write_leaves_no_temporary_and_names_the_file(data_dir: Path) -
     final = partition / "01HX.parquet"
     final.mkdir()  # os.replace cannot put a file over a directory
     with pytest.raises(StorageError, match=f"cannot write {final}: "):
-        roll_module._write_parquet(
+        roll_module.write_parquet(
             final, BLOBS, iter([({"blob": "x", "size": 1, "content": b"x"}, 1)])
         )
     assert [p.name for p in partition.iterdir()] == ["01HX.parquet"]
