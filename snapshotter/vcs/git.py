@@ -156,7 +156,7 @@ class GitBackend:
         ``git status -- paths`` refreshes the whole index (70 ms on 100,000
         files).  HEAD's tree for k paths costs a few ms, and capture compares
         contents itself; only files new since HEAD need the index (tracked
-        "A" or untracked "?"), read from ``.git/index`` once per change of it.
+        "A" or untracked "?"), read from ``.git/index`` itself (gitindex).
         """
         if not paths:
             return []
@@ -168,13 +168,13 @@ class GitBackend:
             ignored = self.ignored(new)
             new = [p for p in new if p not in ignored]
         if new:
-            tracked = self._index.get()
-            if tracked is None:  # an index we cannot parse: ask git
+            tracked = self._index.tracked_among(new)
+            if tracked is None:  # an index we cannot read (v4 just changed, many names): ask git
                 listed: set[bytes] = set()
                 for i in range(0, len(new), _CHUNK):
                     out = self._git(["ls-files", "-z", "--cached", "--", *new[i : i + _CHUNK]])
                     listed.update(p for p in out.stdout.split(b"\0") if p)
-                tracked = frozenset(listed)
+                tracked = listed
             found.update((p, p in tracked) for p in new)
         return [Candidate(path, tracked) for path, tracked in found.items()]
 
