@@ -8,8 +8,10 @@ module turns those into one-line ``click.ClickException`` messages.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -18,14 +20,22 @@ import click
 from miner import pipeline
 from miner.dataset import Dataset, check_data_dir
 from miner.describe import get_describer
+from miner.describe_stage import DescribeReport, describe_episodes, redescribe
 from miner.query import format_table, run_query
+from miner.record import Episode
 from schemas.views import all_views
+from snapshotter.cli_common import config_option
+from snapshotter.config import load_config
 from snapshotter.errors import RedgreenError
 from snapshotter.paths import default_data_dir
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-LLM_NOT_AVAILABLE = "the LLM describer is not available yet; use --offline"
+
+@click.group()
+@click.version_option(package_name="redgreen")
+def cli() -> None:
+    """Mine green -> red -> green build-repair episodes from a redgreen dataset."""
 
 
 def data_dir_option(command: F) -> F:
@@ -41,40 +51,185 @@ def _data_dir(value: Path | None) -> Path:
     return value if value is not None else default_data_dir()
 
 
-@click.group()
-@click.version_option(package_name="redgreen")
-def cli() -> None:
-    """Mine green -> red -> green build-repair episodes from a redgreen dataset."""
+def out_option(help_text: str) -> Callable[[F], F]:
+    return click.option(
+        "--out", "out_dir", required=True, type=click.Path(path_type=Path), help=help_text
+    )
+
+
+def llm_options(command: F) -> F:
+    """The options of the LLM describer, shared by ``run`` and ``describe``."""
+    for option in reversed(
+        [
+            click.option("--model", default=None, help="Model that describes episodes."),
+            click.option(
+                "--base-url", default=None, help="OpenAI-compatible endpoint (default: OpenAI's)."
+            ),
+            click.option(
+                "--concurrency",
+                type=click.IntRange(1, 256),
+                default=None,
+                help="Requests in flight (8).",
+            ),
+            click.option(
+                "--max-tokens-total",
+                type=click.IntRange(1),
+                default=None,
+                help="Stop cleanly once the run has spent this many tokens (in + out).",
+            ),
+            click.option(
+                "--context-tokens",
+                type=click.IntRange(256),
+                default=None,
+                help="Tokens of error, diffs and files per request (6000).",
+            ),
+            click.option(
+                "--timeout",
+                type=click.FloatRange(min=0.1),
+                default=None,
+                help="Seconds a request may take (120).",
+            ),
+            click.option("--refresh", is_flag=True, help="Ignore cached answers and ask again."),
+            click.option(
+                "--dry-run",
+                "dry_run",
+                type=click.Path(dir_okay=False, path_type=Path),
+                default=None,
+                help="Write the requests to this JSONL file and send nothing.",
+            ),
+            config_option,
+        ]
+    ):
+        command = option(command)
+    return command
+
+
+@dataclass(frozen=True)
+class LLMChoice:
+    """The LLM options of one command line, over the config file's [llm] section."""
+
+    model: str | None
+    base_url: str | None
+    concurrency: int | None
+    max_tokens_total: int | None
+    context_tokens: int | None
+    timeout: float | None
+    refresh: bool
+    dry_run: Path | None
+    config_file: Path | None
+
+    def options(self) -> Any | None:
+        """LLMOptions for the model, or None when no model is configured (offline)."""
+        settings = load_config(self.config_file).llm
+        model = self.model or settings.model
+        if model is None:
+            return None
+        from miner.llm.client import LLMOptions  # imports openai: only when a model is used
+
+        return LLMOptions(
+            model=model,
+            base_url=self.base_url or settings.base_url,
+            api_key=os.environ.get("OPENAI_API_KEY") or settings.api_key,
+            concurrency=self.concurrency or settings.concurrency,
+            timeout=self.timeout or settings.timeout,
+            max_retries=settings.max_retries,
+            max_tokens_total=self.max_tokens_total or settings.max_tokens_total,
+            context_tokens=self.context_tokens or settings.context_tokens,
+            refresh=self.refresh,
+            dry_run=self.dry_run,
+        )
+
+
+class Progress:
+    """A progress bar on stderr while episodes are described."""
+
+    def __init__(self) -> None:
+        self._bar: Any = None
+
+    def start(self, total: int) -> None:
+        if total:
+            self._bar = click.progressbar(length=total, label="describing", file=sys.stderr)
+            self._bar.__enter__()
+
+    def step(self, _episode: Episode) -> None:
+        if self._bar is not None:
+            self._bar.update(1)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(None, None, None)
+            self._bar = None
+
+
+def _echo_report(report: DescribeReport, dry_run: Path | None) -> None:
+    def by_reason(counts: dict[str, int]) -> str:
+        return ", ".join(f"{reason} {n}" for reason, n in counts.items()) or "none"
+
+    for note in report.fallbacks:
+        click.echo(f"note: {note}", err=True)
+    if dry_run is not None:
+        click.echo(
+            f"dry run: {report.not_sent} episode(s) not sent; their requests are in {dry_run};"
+            f" nothing was sent and no output was written"
+            f" ({report.cache_hits} answer(s) came from the cache)"
+        )
+        return
+    click.echo(f"described:       {report.described} of {report.selected}")
+    failed = sum(report.failed.values())
+    click.echo(f"failed:          {failed}" + (f" ({by_reason(report.failed)})" if failed else ""))
+    click.echo(
+        f"prompt filtered: {report.prompt_filtered}"
+        f" (candidates filtered: {by_reason(report.candidates_filtered)})"
+    )
+    click.echo(f"requests:        {report.requests} ({report.cache_hits} cache hits)")
+    click.echo(f"tokens:          {report.tokens_in} in, {report.tokens_out} out")
+    click.echo(f"wall time:       {report.seconds:.1f} s")
 
 
 @cli.command("run")
 @data_dir_option
+@out_option("Directory for episodes.parquet and train.jsonl.")
 @click.option(
-    "--out",
-    "out_dir",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="Directory for episodes.parquet and train.jsonl.",
+    "--offline", is_flag=True, help="Use the offline describer even if a model is configured."
 )
-@click.option("--offline", is_flag=True, help="Describe episodes offline (the default for now).")
-@click.option("--model", default=None, help="LLM that describes episodes (not available yet).")
-@click.option("--base-url", default=None, help="OpenAI-compatible endpoint of --model.")
-def run_command(
-    data_dir: Path | None,
-    out_dir: Path,
-    offline: bool,
-    model: str | None,
-    base_url: str | None,
-) -> None:
+@llm_options
+def run_command(data_dir: Path | None, out_dir: Path, offline: bool, **llm: Any) -> None:
     """Find episodes, rebuild their fixes, filter and describe them, write the results.
 
     Writes OUT/episodes.parquet (every episode, with the filters it fails) and
-    OUT/train.jsonl (kept episodes in the chat fine-tuning shape).
+    OUT/train.jsonl (kept, described episodes in the chat fine-tuning shape).
+    Kept episodes are described by --model (or [llm] model in the config)
+    through any OpenAI-compatible server; without a model, or with
+    --offline, the offline describer runs and nothing is sent anywhere.
     """
-    if model is not None or base_url is not None:
-        raise click.ClickException(LLM_NOT_AVAILABLE)
+    choice = LLMChoice(**llm)
+    progress = Progress()
     try:
-        summary = pipeline.run(_data_dir(data_dir), out_dir, describer=get_describer("offline"))
+        if offline and (choice.model or choice.base_url):
+            raise click.UsageError("--offline cannot be used with --model or --base-url")
+        options = None if offline else choice.options()
+        if options is None and choice.base_url:
+            raise click.UsageError(
+                "--base-url needs a model: give --model, or set model in the [llm] section"
+            )
+        stage = None
+        if options is not None:
+
+            def stage(episodes: list[Episode], out: Path) -> tuple[list[Episode], DescribeReport]:
+                try:
+                    return describe_episodes(
+                        episodes, options, out, on_start=progress.start, on_done=progress.step
+                    )
+                finally:
+                    progress.close()
+
+        summary = pipeline.run(
+            _data_dir(data_dir),
+            out_dir,
+            describer=get_describer("offline"),
+            llm_stage=stage,
+            write=choice.dry_run is None or options is None,
+        )
     except RedgreenError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"snapshots read:  {summary.snapshots}")
@@ -83,7 +238,49 @@ def run_command(
     click.echo(f"kept:            {summary.kept} (train {summary.train}, test {summary.test})")
     reasons = ", ".join(f"{name} {count}" for name, count in summary.filters[:5]) or "none"
     click.echo(f"filter reasons:  {reasons}")
+    if summary.llm is not None:
+        _echo_report(summary.llm, choice.dry_run)
     for path in summary.files:
+        click.echo(f"wrote {path}")
+
+
+@cli.command("describe")
+@out_option("Miner output directory holding episodes.parquet.")
+@click.option(
+    "--only-failed", is_flag=True, help="Describe only episodes whose description failed."
+)
+@click.option("--limit", type=click.IntRange(1), default=None, help="Describe at most N episodes.")
+@llm_options
+def describe_command(out_dir: Path, only_failed: bool, limit: int | None, **llm: Any) -> None:
+    """Describe the kept episodes of an earlier run again with the model.
+
+    Reads OUT/episodes.parquet, describes its kept episodes (or, with
+    --only-failed, those whose description failed), and writes
+    episodes.parquet and train.jsonl again.  Cached answers cost nothing.
+    """
+    choice = LLMChoice(**llm)
+    progress = Progress()
+    try:
+        options = choice.options()
+        if options is None:
+            raise click.UsageError(
+                "no model: give --model, or set model in the [llm] section of the config"
+            )
+        try:
+            report = redescribe(
+                out_dir,
+                options,
+                only_failed=only_failed,
+                limit=limit,
+                on_start=progress.start,
+                on_done=progress.step,
+            )
+        finally:
+            progress.close()
+    except RedgreenError as exc:
+        raise click.ClickException(str(exc)) from exc
+    _echo_report(report, choice.dry_run)
+    for path in report.files:
         click.echo(f"wrote {path}")
 
 

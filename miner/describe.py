@@ -25,6 +25,7 @@ from miner.record import Episode
 class Description:
     description: str
     prompt: str
+    error_kind: str | None = None
 
 
 class Describer(Protocol):
@@ -157,7 +158,7 @@ class OfflineDescriber:
                 f"The fix changes {episode.fix_lines} lines in {count} {noun}:"
                 f" {', '.join(episode.fix_paths)}."
             )
-        return Description(" ".join(sentences), prompt)
+        return Description(" ".join(sentences), prompt, kind)
 
 
 DESCRIBERS: dict[str, Callable[..., Describer]] = {

@@ -122,6 +122,8 @@ def chat_record(episode: Episode) -> dict[str, Any]:
             "workspace": episode.workspace,
             "vcs": episode.vcs,
             "describer": episode.describer,
+            "template_version": episode.template_version,
+            "error_kind": episode.error_kind,
             "red_id": episode.red_id,
             "green_id": episode.green_id,
             "error_fingerprint": episode.error_fingerprint,
@@ -137,7 +139,7 @@ def train_lines(episodes: Iterable[Episode]) -> list[str]:
     return [
         json.dumps(chat_record(e), ensure_ascii=False, separators=(",", ":")) + "\n"
         for e in episodes
-        if e.kept
+        if e.usable
     ]
 
 

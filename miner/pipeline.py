@@ -13,6 +13,7 @@ same input gives the same ids and byte-identical files.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -21,10 +22,11 @@ import duckdb
 from miner.assemble import Plan, finish, plan, with_base_blobs
 from miner.dataset import Dataset, RedSpan, first_line
 from miner.describe import Describer, OfflineDescriber
+from miner.describe_stage import DescribeReport
 from miner.episodes import detect
 from miner.errors import DatasetError
 from miner.output import prepare_out_dir, write_episodes, write_train
-from miner.record import Episode
+from miner.record import DESCRIBED, Episode
 from miner.settings import MinerSettings
 from miner.split import TEST, TRAIN, assign_splits
 from schemas.views import SNAPSHOTS_GLOB
@@ -44,6 +46,7 @@ class Summary:
     # how many episodes fail each filter, most frequent first
     filters: list[tuple[str, int]] = field(default_factory=list)
     files: tuple[Path, ...] = ()
+    llm: DescribeReport | None = None
 
 
 def _sort_key(episode: Episode) -> tuple[str, str, object, str]:
@@ -85,10 +88,16 @@ def mine_episodes(dataset: Dataset, settings: MinerSettings, describer: Describe
                     description=described.description,
                     prompt=described.prompt,
                     describer=describer.name,
+                    description_status=DESCRIBED,
+                    error_kind=described.error_kind,
                 )
             )
     episodes.sort(key=_sort_key)
     return assign_splits(episodes, settings.test_fraction)
+
+
+# the LLM describe stage: (episodes, output directory) -> (episodes, its report)
+LLMStage = Callable[[list[Episode], Path], tuple[list[Episode], DescribeReport]]
 
 
 def run(
@@ -96,8 +105,14 @@ def run(
     out_dir: Path,
     settings: MinerSettings | None = None,
     describer: Describer | None = None,
+    llm_stage: LLMStage | None = None,
+    write: bool = True,
 ) -> Summary:
-    """Mine ``data_dir`` into ``out_dir``/episodes.parquet and train.jsonl."""
+    """Mine ``data_dir`` into ``out_dir``/episodes.parquet and train.jsonl.
+
+    Every episode is described offline; with ``llm_stage`` the kept ones are
+    then described by the model.  ``write=False`` (a dry run) writes nothing.
+    """
     settings = settings or MinerSettings()
     describer = describer or OfflineDescriber()
     prepare_out_dir(out_dir)
@@ -110,7 +125,10 @@ def run(
             episodes = mine_episodes(dataset, settings, describer)
         except duckdb.Error as exc:
             raise DatasetError(f"cannot read dataset {data_dir}: {first_line(exc)}") from exc
-    files = (write_episodes(out_dir, episodes), write_train(out_dir, episodes))
+    report = None
+    if llm_stage is not None:
+        episodes, report = llm_stage(episodes, out_dir)
+    files = (write_episodes(out_dir, episodes), write_train(out_dir, episodes)) if write else ()
     counts = Counter(name for e in episodes for name in e.filters)
     splits = Counter(e.split for e in episodes)
     return Summary(
@@ -122,4 +140,5 @@ def run(
         test=splits[TEST],
         filters=sorted(counts.items(), key=lambda item: (-item[1], item[0])),
         files=files,
+        llm=report,
     )

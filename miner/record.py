@@ -11,6 +11,7 @@ holds the fix's files first, then the other files the red diagnostics name.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
@@ -25,6 +26,22 @@ def episode_id(red_id: str, green_id: str) -> str:
 class ContextFile:
     path: str
     content: str
+
+
+@dataclass(frozen=True)
+class PromptCandidate:
+    """One request the LLM proposed, and every prompt filter it fails (none: usable)."""
+
+    text: str
+    style: str  # "lazy" or "descriptive"
+    filters: tuple[str, ...] = ()
+
+
+# description_status values
+DESCRIBED = "described"
+DESCRIBE_FAILED = "failed"  # failure_reason says why; ``miner describe --only-failed`` retries
+PROMPT_FILTERED = "prompt_filtered"  # every candidate failed a prompt filter
+NOT_SENT = "not_sent"  # --dry-run: the request was written to a file, not sent
 
 
 @dataclass(frozen=True)
@@ -59,6 +76,18 @@ class Episode:
     prompt: str | None = None
     describer: str | None = None
     split: str | None = None
+    description_status: str | None = None
+    failure_reason: str | None = None
+    error_kind: str | None = None
+    prompt_candidates: tuple[PromptCandidate, ...] = ()
+    template_version: str | None = None
+    llm_tokens_in: int = 0
+    llm_tokens_out: int = 0
+
+    @property
+    def usable(self) -> bool:
+        """Kept, described and with a prompt: a line of ``train.jsonl``."""
+        return self.kept and self.description_status == DESCRIBED and bool(self.prompt)
 
     def to_row(self) -> dict[str, Any]:
         """The row of ``episodes.parquet`` (schema ``schemas.v1.EPISODES``)."""
@@ -66,4 +95,34 @@ class Episode:
         row["diagnostics"] = list(self.diagnostics)
         row["context"] = [{"path": c.path, "content": c.content} for c in self.context]
         row["filters"] = list(self.filters)
+        row["prompt_candidates"] = [
+            {"text": c.text, "style": c.style, "filters": list(c.filters)}
+            for c in self.prompt_candidates
+        ]
         return row
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Episode:
+        """The episode of one ``episodes.parquet`` row (any schema v1 file)."""
+        values: dict[str, Any] = {f.name: row.get(f.name) for f in fields(cls) if f.name in row}
+        values["diagnostics"] = tuple(row.get("diagnostics") or ())
+        values["context"] = tuple(
+            ContextFile(c["path"], c["content"]) for c in row["context"] or ()
+        )
+        values["filters"] = tuple(row.get("filters") or ())
+        values["prompt_candidates"] = tuple(
+            PromptCandidate(c["text"], c["style"], tuple(c["filters"] or ()))
+            for c in row.get("prompt_candidates") or ()
+        )
+        values["fix_paths"] = diff_paths(row.get("fix_diff") or "")
+        for name in ("error_count", "llm_tokens_in", "llm_tokens_out"):
+            values[name] = row.get(name) or 0
+        return cls(**values)
+
+
+_DIFF_HEADER = re.compile(r"^diff --git a/(.*) b/(.*)$", re.MULTILINE)
+
+
+def diff_paths(diff: str) -> tuple[str, ...]:
+    """The files a git-style diff touches, in order (new names of renames)."""
+    return tuple(dict.fromkeys(match.group(2) for match in _DIFF_HEADER.finditer(diff)))

@@ -90,6 +90,13 @@ BLOBS = pa.schema(
 )
 
 CONTEXT_FILE = pa.struct([pa.field("path", pa.string()), pa.field("content", pa.large_string())])
+PROMPT_CANDIDATE = pa.struct(
+    [
+        pa.field("text", pa.string()),
+        pa.field("style", pa.string()),  # "lazy" or "descriptive"
+        pa.field("filters", pa.list_(pa.string())),  # prompt filters it fails; empty: usable
+    ]
+)
 
 EPISODES = pa.schema(
     [
@@ -122,5 +129,14 @@ EPISODES = pa.schema(
         pa.field("split", pa.string()),
         # additive: distinct error fingerprints over the episode's red builds
         pa.field("error_count", pa.int32()),
+        # additive, the LLM describer: outcome, the error kind it read, every
+        # candidate request with the prompt filters it fails, template, tokens
+        pa.field("description_status", pa.string()),
+        pa.field("failure_reason", pa.string()),
+        pa.field("error_kind", pa.string()),
+        pa.field("prompt_candidates", pa.list_(PROMPT_CANDIDATE)),
+        pa.field("template_version", pa.string()),
+        pa.field("llm_tokens_in", pa.int64()),
+        pa.field("llm_tokens_out", pa.int64()),
     ]
 )

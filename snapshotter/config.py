@@ -74,6 +74,23 @@ class RetentionSettings:
 
 
 @dataclass(frozen=True)
+class LLMSettings:
+    """The miner's LLM describer; no model means the offline describer, no network."""
+
+    model: str | None = None
+    base_url: str | None = None
+    api_key: str | None = None  # $OPENAI_API_KEY is preferred; never printed
+    concurrency: int = 8
+    timeout: float = 120.0
+    max_retries: int = 3
+    max_tokens_total: int | None = None
+    context_tokens: int = 6000
+
+    def __repr__(self) -> str:  # keep the key out of logs and tracebacks
+        return f"LLMSettings(model={self.model!r}, base_url={self.base_url!r}, ...)"
+
+
+@dataclass(frozen=True)
 class Config:
     agent: AgentSettings
     capture: CaptureSettings  # exclude = DEFAULT_EXCLUDES + the user's globs
@@ -81,6 +98,7 @@ class Config:
     workspaces: tuple[WorkspaceConfig, ...]
     data_dir: Path
     source: Path | None  # the file read; None when it did not exist
+    llm: LLMSettings = LLMSettings()
 
 
 # -- values -----------------------------------------------------------------
@@ -242,6 +260,55 @@ _RETENTION_KEYS = (
         "days of data kept; older days are deleted",
     ),
 )
+def _text(value: object) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise _Invalid("must be a non-empty string")
+    return value.strip()
+
+
+def _url(value: object) -> str:
+    text = _text(value)
+    if not text.startswith(("http://", "https://")):
+        raise _Invalid("must be an http:// or https:// URL")
+    return text
+
+
+_LLM_KEYS = (
+    _Key(
+        "model",
+        _text,
+        '"gpt-4o-mini"',
+        "model that describes episodes (miner run/describe); unset: the offline describer,"
+        " and nothing is sent anywhere",
+    ),
+    _Key(
+        "base_url",
+        _url,
+        '"http://127.0.0.1:8080/v1"',
+        "OpenAI-compatible endpoint (vLLM, llama.cpp, Ollama); unset: OpenAI's API",
+    ),
+    _Key("api_key", _text, '"..."', "API key; prefer $OPENAI_API_KEY, which wins"),
+    _Key("concurrency", _int_between(1, 256, "an integer from 1 to 256"), "8", "requests in flight"),
+    _Key("timeout", _seconds, "120", "seconds before one request is abandoned"),
+    _Key(
+        "max_retries",
+        _int_between(0, 20, "an integer from 0 to 20"),
+        "3",
+        "retries of a request on 429, 5xx or a dropped connection (honouring Retry-After)",
+    ),
+    _Key(
+        "max_tokens_total",
+        _int_between(1, None, "an integer >= 1"),
+        "1000000",
+        "optional: tokens (in + out) a run may spend; it stops cleanly when they are spent",
+    ),
+    _Key(
+        "context_tokens",
+        _int_between(256, None, "an integer >= 256"),
+        "6000",
+        "tokens of error, diffs and files sent per request, trimmed to fit",
+    ),
+)
 _WORKSPACE_KEYS = (
     _Key("path", _path, '"~/src/app"', "the working copy to watch; ~ is expanded"),
     _Key("build", _command, '"make -j2"', "optional: build command, run in it by your shell"),
@@ -251,6 +318,7 @@ _SECTIONS: dict[str, tuple[_Key, ...]] = {
     "agent": _AGENT_KEYS,
     "capture": _CAPTURE_KEYS,
     "retention": _RETENTION_KEYS,
+    "llm": _LLM_KEYS,
 }
 _WORKSPACE = "workspace"
 
@@ -323,6 +391,7 @@ def _build(document: Mapping[str, Any], source: Path | None, where: str) -> Conf
         workspaces=_workspaces(document.get(_WORKSPACE), where),
         data_dir=data_dir,
         source=source,
+        llm=LLMSettings(**values["llm"]),
     )
 
 

@@ -15,6 +15,7 @@ from snapshotter.capture import DEFAULT_EXCLUDES, CaptureSettings
 from snapshotter.config import (
     AgentSettings,
     Config,
+    LLMSettings,
     RetentionSettings,
     WorkspaceConfig,
     add_workspace,
@@ -342,9 +343,18 @@ def test_every_key_of_the_commented_default_uncommented_still_gives_the_defaults
         "exclude",
         "max_bytes",
         "max_age_days",
+        *("model", "base_url", "api_key", "concurrency", "timeout", "max_retries"),
+        *("max_tokens_total", "context_tokens"),
     }
     path = write(uncommented)
-    assert load_config() == replace(defaults(), source=path)
+    # [llm]'s keys without a default (no model: offline) show examples instead
+    examples = LLMSettings(
+        model="gpt-4o-mini",
+        base_url="http://127.0.0.1:8080/v1",
+        api_key="...",
+        max_tokens_total=1_000_000,
+    )
+    assert load_config() == replace(defaults(), source=path, llm=examples)
 
 
 def test_the_workspace_example_in_the_default_file_is_a_valid_block() -> None:

@@ -9,7 +9,7 @@ import duckdb
 import pytest
 from click.testing import CliRunner
 
-from miner.cli import LLM_NOT_AVAILABLE, cli
+from miner.cli import cli
 from miner.synthetic import SyntheticDataset
 
 GOOD = b"def add(a, b):\n    return a + b\n"
@@ -68,10 +68,28 @@ def test_data_dir_defaults_to_the_environment(
 
 
 @pytest.mark.parametrize("option", [["--model", "qwen"], ["--base-url", "http://x"]])
-def test_llm_describer_is_not_available_yet(data: Path, tmp_path: Path, option: list[str]) -> None:
-    code, output = invoke("run", "--data-dir", str(data), "--out", str(tmp_path / "o"), *option)
+def test_offline_contradicts_a_model(data: Path, tmp_path: Path, option: list[str]) -> None:
+    out = tmp_path / "o"
+    code, output = invoke("run", "--data-dir", str(data), "--out", str(out), "--offline", *option)
+    assert code == 2
+    assert "--offline cannot be used with --model or --base-url" in output
+    assert not (out / "episodes.parquet").exists()
+
+
+def test_describe_needs_a_model(data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert invoke("run", "--data-dir", str(data), "--out", str(out))[0] == 0
+    code, output = invoke("describe", "--out", str(out))
+    assert code == 2
+    assert "no model: give --model, or set model in the [llm] section of the config" in output
+
+
+def test_describe_without_a_run_is_a_one_line_error(tmp_path: Path) -> None:
+    code, output = invoke(
+        "describe", "--out", str(tmp_path), "--model", "m", "--base-url", "http://127.0.0.1:9/v1"
+    )
     assert code == 1
-    assert output == f"Error: {LLM_NOT_AVAILABLE}\n"
+    assert output == f"Error: no episodes.parquet in {tmp_path}: run `miner run` first\n"
 
 
 def test_missing_data_dir_is_a_one_line_error(tmp_path: Path) -> None:
