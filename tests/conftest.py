@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.fault_proxy import FaultProxy
+from tests.llm_server import LlamaServer, llama_server_binary, write_tiny_model
 from tests.repos import Repo
 
 VCS_KINDS = ["hg", "git"]
@@ -47,3 +50,27 @@ def repo(request: pytest.FixtureRequest, tmp_path: Path) -> Repo:
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Path:
     return tmp_path / "data"
+
+
+@pytest.fixture(scope="session")
+def llm_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LlamaServer]:
+    """llama.cpp's llama-server with the tiny model on 127.0.0.1, one for the whole session.
+
+    `.base_url` is the OpenAI base URL; any model name is accepted. The first run on a machine
+    builds the binary (minutes; see tests/llm_server.py), with its note shown despite capture.
+    """
+    capture = request.config.pluginmanager.getplugin("capturemanager")
+    with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+        binary = llama_server_binary()
+    model = write_tiny_model(tmp_path_factory.mktemp("llm") / "tiny.gguf")
+    with LlamaServer(binary, model) as server:
+        yield server
+
+
+@pytest.fixture
+def fault_proxy(llm_server: LlamaServer) -> Iterator[FaultProxy]:
+    """A recording, fault-injecting proxy in front of `llm_server` (see tests/fault_proxy.py)."""
+    with FaultProxy(llm_server.base_url) as proxy:
+        yield proxy
