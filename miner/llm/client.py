@@ -201,13 +201,15 @@ class LLMClient:
         self, messages: list[dict[str, str]], schema_name: str, schema: dict[str, Any]
     ) -> tuple[str, int, int]:
         while True:
-            mode = self._format
-            if not self.budget_left():
-                raise RequestFailed(
-                    "budget", "the run's token budget (--max-tokens-total) is spent"
-                )
             try:
                 async with self._slots:
+                    # checked once a slot is free: the requests ahead may have spent it
+                    if not self.budget_left():
+                        raise RequestFailed(
+                            "budget", "the run's token budget (--max-tokens-total) is spent"
+                        )
+                    # read in the slot: a request ahead may have learned the server's format
+                    mode = self._format
                     self.usage.requests += 1
                     response = await self._client.chat.completions.create(
                         model=self.options.model,
