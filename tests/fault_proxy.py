@@ -14,7 +14,8 @@ clients still hold open in their pools, and joins every thread.
 Faults (built by the functions below) apply to one request each, queued ones first:
 `status` answers an OpenAI-style error, `drop` closes the connection without an answer, `cut`
 relays the headers and half the body then closes, `reject_json_schema` answers 400 only when
-the request asks for `response_format.type == "json_schema"`, `reply` answers a well-formed
+the request asks for `response_format.type == "json_schema"` (`reject_response_format` for
+any `response_format`), `reply` answers a well-formed
 chat completion (streamed if asked) with the given content, `delay` waits then forwards.
 """
 
@@ -74,6 +75,11 @@ def cut() -> Fault:
 def reject_json_schema() -> Fault:
     """400 for a `json_schema` response format, like a server without structured output."""
     return Fault("reject_json_schema", code=400)
+
+
+def reject_response_format() -> Fault:
+    """400 for any `response_format`, like a server with neither structured output nor JSON mode."""
+    return Fault("reject_response_format", code=400)
 
 
 def reply(content: str) -> Fault:
@@ -251,6 +257,11 @@ class _Handler(BaseHTTPRequestHandler):
             format_ = (request.json or {}).get("response_format") or {}
             if isinstance(format_, dict) and format_.get("type") == "json_schema":
                 self._error(400, "response_format type json_schema is not supported", None)
+            else:
+                self._forward(body)
+        elif fault.kind == "reject_response_format":
+            if (request.json or {}).get("response_format"):
+                self._error(400, "response_format is not supported", None)
             else:
                 self._forward(body)
         elif fault.kind == "reply":

@@ -25,7 +25,16 @@ from click.testing import CliRunner
 
 from miner.cli import cli
 from miner.llm.cache import CACHE_FILE
-from tests.fault_proxy import FaultProxy, cut, delay, drop, reject_json_schema, reply, status
+from tests.fault_proxy import (
+    FaultProxy,
+    cut,
+    delay,
+    drop,
+    reject_json_schema,
+    reject_response_format,
+    reply,
+    status,
+)
 from tests.llm_episodes import write_kept_episodes
 from tests.llm_server import LlamaServer
 
@@ -182,6 +191,57 @@ def test_a_server_without_json_schema_is_asked_in_json_mode(
     # the cache does not depend on the format: a rerun sends nothing
     assert run_llm(data, out, fault_proxy)[0] == 0
     assert fault_proxy.count == 3
+
+
+def test_a_server_without_json_mode_is_asked_for_plain_text(
+    tmp_path: Path, fault_proxy: FaultProxy
+) -> None:
+    data = write_kept_episodes(tmp_path / "data", 1)
+    out = tmp_path / "out"
+    # plain-text answers wrap the JSON in prose and fences: the strict parser finds it
+    fault_proxy.inject(
+        reject_response_format(),
+        reject_response_format(),
+        reply("Sure! Here it is:\n```json\n" + stage1() + "\n```"),
+        reply(stage2(["fix the syntax error in mod0.py"]) + "\nHope this helps."),
+    )
+    code, output = run_llm(data, out, fault_proxy)
+    assert code == 0, output
+    assert "json_object rejected (HTTP 400): using text" in output
+    sent = [(r.json.get("response_format") or {}).get("type") for r in fault_proxy.requests]
+    assert sent == ["json_schema", "json_object", None, None]
+    (row,) = episodes(out)
+    assert (row["description_status"], row["prompt"]) == (
+        "described",
+        "fix the syntax error in mod0.py",
+    )
+
+
+def test_the_real_servers_free_text_that_is_not_json_fails_as_bad_json(
+    tmp_path: Path, fault_proxy: FaultProxy
+) -> None:
+    data = write_kept_episodes(tmp_path / "data", 1)
+    out = tmp_path / "out"
+    fault_proxy.always(reject_response_format())
+    code, output = run_llm(data, out, fault_proxy)
+    assert code == 0, output
+    sent = [(r.json.get("response_format") or {}).get("type") for r in fault_proxy.requests]
+    assert sent == ["json_schema", "json_object", None, None]  # the answer, then its retry
+    (row,) = episodes(out)
+    assert (row["description_status"], row["failure_reason"]) == ("failed", "bad_json")
+
+
+def test_a_bad_request_that_is_not_about_the_format_keeps_the_format(
+    tmp_path: Path, fault_proxy: FaultProxy
+) -> None:
+    data = write_kept_episodes(tmp_path / "data", 1)
+    out = tmp_path / "out"
+    fault_proxy.inject(status(400))  # "injected by FaultProxy": nothing about the format
+    code, output = run_llm(data, out, fault_proxy)
+    assert code == 0, output
+    (row,) = episodes(out)
+    assert (row["description_status"], row["failure_reason"]) == ("failed", "bad_request")
+    assert fault_proxy.count == 1 and "using json_object" not in output
 
 
 def test_an_answer_that_does_not_parse_is_retried_once_then_failed(

@@ -38,7 +38,8 @@ T = TypeVar("T")
 FORMATS = ("json_schema", "json_object", "text")
 # tokens a stage may answer with: a description is a few sentences
 MAX_ANSWER_TOKENS = 1024
-_FORMAT_WORDS = ("response_format", "json_schema", "schema", "grammar")
+# words of the errors servers give for a response format they do not support
+_FORMAT_WORDS = ("response_format", "response format", "json_schema", "schema", "grammar")
 
 
 class RequestFailed(Exception):
@@ -87,10 +88,11 @@ class Answer:
 
 
 def _is_format_rejection(exc: openai.APIStatusError) -> bool:
-    if exc.status_code in (400, 422):
-        return True
+    """A server refusing the response format (not, say, a prompt over its context)."""
+    if exc.status_code not in (400, 422) and exc.status_code < 500:
+        return False
     text = f"{exc.message} {exc.body}".lower()
-    return exc.status_code >= 500 and any(word in text for word in _FORMAT_WORDS)
+    return any(word in text for word in _FORMAT_WORDS)
 
 
 def _failure(exc: openai.OpenAIError) -> RequestFailed:
