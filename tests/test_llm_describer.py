@@ -421,3 +421,37 @@ def test_the_api_key_is_sent_but_never_stored_or_printed(
     for path in out.iterdir():
         assert b"sk-test-key" not in path.read_bytes(), path
     assert b"sk-test-key" not in (tmp_path / "req.jsonl").read_bytes()
+
+
+def test_a_request_over_its_timeout_fails_as_timeout(
+    tmp_path: Path, fault_proxy: FaultProxy
+) -> None:
+    data = write_kept_episodes(tmp_path / "data", 1)
+    out = tmp_path / "out"
+    config = tmp_path / "config.toml"
+    config.write_text("[llm]\nmax_retries = 0\n")
+    fault_proxy.inject(delay(5))
+    began = time.monotonic()
+    code, output = run_llm(data, out, fault_proxy, "--timeout", "0.5", "--config", str(config))
+    assert code == 0, output
+    assert time.monotonic() - began < 4
+    (row,) = episodes(out)
+    assert (row["description_status"], row["failure_reason"]) == ("failed", "timeout")
+
+
+def test_describe_limit_describes_at_most_n_episodes(
+    data: Path, tmp_path: Path, fault_proxy: FaultProxy
+) -> None:
+    out = tmp_path / "out"
+    assert miner("run", "--data-dir", str(data), "--out", str(out))[0] == 0
+    assert {r["describer"] for r in episodes(out)} == {"offline"}
+    code, output = miner(
+        "describe", "--out", str(out), "--limit", "2", "--model", "tiny",
+        "--base-url", fault_proxy.base_url, *CONTEXT,
+    )  # fmt: skip
+    assert code == 0, output
+    assert fault_proxy.count == 4
+    assert sorted(r["describer"] for r in episodes(out)) == ["offline", "tiny", "tiny"]
+    # the offline episode keeps its description and its line in train.jsonl
+    lines = [json.loads(x) for x in (out / "train.jsonl").read_text().splitlines()]
+    assert "offline" in {line["metadata"]["describer"] for line in lines}
