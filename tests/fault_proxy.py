@@ -82,9 +82,9 @@ def reject_response_format() -> Fault:
     return Fault("reject_response_format", code=400)
 
 
-def reply(content: str) -> Fault:
-    """Answer a chat completion whose message content is `content` (upstream is not called)."""
-    return Fault("reply", content=content)
+def reply(content: str, *, after: float = 0.0) -> Fault:
+    """Answer a chat completion with `content`, `after` seconds (upstream is not called)."""
+    return Fault("reply", content=content, seconds=after)
 
 
 def delay(seconds: float) -> Fault:
@@ -265,6 +265,9 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 self._forward(body)
         elif fault.kind == "reply":
+            if fault.seconds and proxy._stopping.wait(fault.seconds):
+                self.close_connection = True
+                return
             self._reply(fault.content, request.json or {})
         else:
             raise AssertionError(f"unknown fault {fault.kind}")
