@@ -4,11 +4,19 @@ A path that is valid UTF-8 is recorded as is.  A path that is not (a Linux
 file name may hold any byte but ``/`` and NUL) is recorded with each invalid
 byte written as ``\\xNN`` (Python's ``backslashreplace``), so it still fits an
 Arrow string column and :func:`to_bytes` turns it back into the same bytes.
+
+A path that holds a secret (a token whose format gives it away, such as
+``ghp_...`` or ``AKIA...``: people do name files after keys) is recorded with
+the secret redacted, like any other text; such a path no longer maps back to
+the file on disk, which is the point.  A bare random string in a name cannot
+be told from any other name and is recorded as is.
 """
 
 from __future__ import annotations
 
 import re
+
+from snapshotter.redact import redact_text
 
 _ESCAPED_BYTE = re.compile(r"\\x([0-9a-fA-F]{2})")
 
@@ -16,9 +24,10 @@ _ESCAPED_BYTE = re.compile(r"\\x([0-9a-fA-F]{2})")
 def to_record(raw: bytes) -> str:
     """The string stored in the dataset for a raw path relative to the workspace root."""
     try:
-        return raw.decode("utf-8")
+        text = raw.decode("utf-8")
     except UnicodeDecodeError:
-        return raw.decode("utf-8", errors="backslashreplace")
+        text = raw.decode("utf-8", errors="backslashreplace")
+    return redact_text(text)
 
 
 def to_bytes(recorded: str) -> bytes:
