@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -171,3 +173,40 @@ def test_a_secret_named_file_is_recorded_under_a_redacted_name(kind: str, tmp_pa
     assert paths == ["keys/[REDACTED:github-token].txt"]
     assert token not in row["diff"] and "+hello" in row["diff"]
     assert token.encode() not in searched(data)
+
+
+# every address the process connects a socket to, printed at exit
+CONNECT_GUARD = """
+import sys
+connected = []
+def hook(event, args):
+    if event == "socket.connect":
+        connected.append(args[1])
+sys.addaudithook(hook)
+from miner.cli import cli
+try:
+    cli(sys.argv[1:])
+except SystemExit as exit:
+    code = exit.code
+print("CONNECTED", sorted(set(map(str, connected))), "CODE", code)
+"""
+
+
+def test_the_miner_connects_only_to_the_configured_base_url(
+    tmp_path: Path, fault_proxy: FaultProxy
+) -> None:
+    from tests.llm_episodes import write_kept_episodes
+
+    data = write_kept_episodes(tmp_path / "data", 2)
+    args = [
+        "run", "--data-dir", str(data), "--out", str(tmp_path / "out"), "--model", "tiny",
+        "--base-url", fault_proxy.base_url, "--context-tokens", "300",
+    ]  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", CONNECT_GUARD, *args], capture_output=True, text=True, check=False
+    )
+    last = done.stdout.splitlines()[-1]
+    assert last == f"CONNECTED {[str(('127.0.0.1', fault_proxy.port))]} CODE 0", (
+        done.stdout + done.stderr
+    )
+    assert fault_proxy.count == 4
