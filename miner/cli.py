@@ -18,12 +18,13 @@ from typing import Any, TypeVar
 import click
 
 from miner import pipeline
-from miner.dataset import Dataset, check_data_dir
+from miner.dataset import Dataset, check_data_dir, strict_error
 from miner.describe import get_describer
 from miner.describe_stage import DescribeReport, describe_episodes, redescribe
 from miner.query import format_table, run_query
 from miner.record import Episode
-from schemas.views import all_views
+from schemas.files import Skipped
+from schemas.views import dataset_views
 from snapshotter.cli_common import config_option
 from snapshotter.config import load_config
 from snapshotter.errors import RedgreenError
@@ -45,6 +46,18 @@ def data_dir_option(command: F) -> F:
         default=None,
         help="Dataset directory (default: $REDGREEN_DATA_DIR or ~/.local/share/redgreen).",
     )(command)
+
+
+def strict_option(command: F) -> F:
+    return click.option(
+        "--strict",
+        is_flag=True,
+        help="Fail on a dataset file that cannot be read, instead of skipping it.",
+    )(command)
+
+
+def _echo_skipped(skipped: Skipped) -> None:
+    click.echo(str(skipped), err=True)
 
 
 def _data_dir(value: Path | None) -> Path:
@@ -192,8 +205,11 @@ def _echo_report(report: DescribeReport, dry_run: Path | None) -> None:
 @click.option(
     "--offline", is_flag=True, help="Use the offline describer even if a model is configured."
 )
+@strict_option
 @llm_options
-def run_command(data_dir: Path | None, out_dir: Path, offline: bool, **llm: Any) -> None:
+def run_command(
+    data_dir: Path | None, out_dir: Path, offline: bool, strict: bool, **llm: Any
+) -> None:
     """Find episodes, rebuild their fixes, filter and describe them, write the results.
 
     Writes OUT/episodes.parquet (every episode, with the filters it fails) and
@@ -201,6 +217,8 @@ def run_command(data_dir: Path | None, out_dir: Path, offline: bool, **llm: Any)
     Kept episodes are described by --model (or [llm] model in the config)
     through any OpenAI-compatible server; without a model, or with
     --offline, the offline describer runs and nothing is sent anywhere.
+    A dataset file that cannot be read is named on stderr and skipped
+    (--strict: the run fails instead).
     """
     choice = LLMChoice(**llm)
     progress = Progress()
@@ -229,6 +247,8 @@ def run_command(data_dir: Path | None, out_dir: Path, offline: bool, **llm: Any)
             describer=get_describer("offline"),
             llm_stage=stage,
             write=choice.dry_run is None or options is None,
+            strict=strict,
+            on_skipped=_echo_skipped,
         )
     except RedgreenError as exc:
         raise click.ClickException(str(exc)) from exc
@@ -238,6 +258,8 @@ def run_command(data_dir: Path | None, out_dir: Path, offline: bool, **llm: Any)
     click.echo(f"kept:            {summary.kept} (train {summary.train}, test {summary.test})")
     reasons = ", ".join(f"{name} {count}" for name, count in summary.filters[:5]) or "none"
     click.echo(f"filter reasons:  {reasons}")
+    if summary.skipped:
+        click.echo(f"skipped files:   {len(summary.skipped)} (unreadable; named on stderr)")
     if summary.llm is not None:
         _echo_report(summary.llm, choice.dry_run)
     for path in summary.files:
@@ -295,25 +317,39 @@ def describe_command(out_dir: Path, only_failed: bool, limit: int | None, **llm:
 )
 @click.option("-c", "--command", "query", default=None, help="SQL to run (default: read stdin).")
 @click.option("--print-views", is_flag=True, help="Print the CREATE VIEW statements and exit.")
+@strict_option
 def sql_command(
-    data_dir: Path | None, out_dir: Path | None, query: str | None, print_views: bool
+    data_dir: Path | None,
+    out_dir: Path | None,
+    query: str | None,
+    print_views: bool,
+    strict: bool,
 ) -> None:
     """Query the dataset with DuckDB SQL.
 
     Views: snapshots, blobs, diagnostics and, with --out, episodes.
-    --print-views prints their definitions for any DuckDB client.
+    --print-views prints their definitions for any DuckDB client.  A file
+    that cannot be read is named on stderr and left out of the views
+    (--strict: an error instead).
     """
     directory = _data_dir(data_dir)
     try:
         if print_views:
             check_data_dir(directory)
-            click.echo(all_views(directory, out_dir), nl=False)
+            views = dataset_views(directory, out_dir)
+            if strict and views.skipped:
+                raise strict_error(views.skipped)
+            for skipped in views.skipped:
+                _echo_skipped(skipped)
+            click.echo(views.sql, nl=False)
             return
         sql = query if query is not None else sys.stdin.read()
         if not sql.strip():
             return
-        with Dataset(directory, out_dir, utc=False) as dataset:
-            result = run_query(dataset, sql)
+        with Dataset(directory, out_dir, utc=False, strict=strict) as dataset:
+            for skipped in dataset.skipped:
+                _echo_skipped(skipped)
+            result = run_query(dataset, sql, on_skipped=_echo_skipped)
     except RedgreenError as exc:
         raise click.ClickException(str(exc)) from exc
     if result is not None:

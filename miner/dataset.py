@@ -7,6 +7,12 @@ few snapshot rows each episode names, the ``base`` rows (one per commit or
 checkout, so few), blob contents by hash, the red builds inside given episodes,
 and where a file's content at a base revision was recorded.  Snapshot rows in
 bulk are DuckDB's business (``episodes.sql``), never a Python loop's.
+
+A file a query cannot read is set aside, named, and the rest is read
+(:mod:`schemas.files` checks each footer before the views are made); with
+``strict`` it is an error instead.  A corrupt data page behind a good footer
+shows only when a query meets it: :meth:`Dataset.set_aside_unreadable` then
+reads the files whole to find it, and the caller runs its query again.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import pyarrow as pa
 from miner.errors import DatasetError
 from miner.states import FileEntry, StateRow
 from schemas import views
+from schemas.files import Skipped, read_problem
 
 Stream = tuple[str | None, str | None]
 
@@ -129,21 +136,91 @@ def _snapshot_row(raw: Sequence[Any]) -> SnapshotRow:
     return SnapshotRow(host, user, workspace, vcs, state, build)
 
 
-class Dataset:
-    """A DuckDB connection with the dataset's views (and ``episodes`` with an out dir)."""
+# What DuckDB raises for a file it cannot decode (the base class for a bad page);
+# a mistake in a query (parser, binder, catalog errors) is never the data's fault.
+_DATA_ERRORS = (
+    duckdb.IOException,
+    duckdb.InvalidInputException,
+    duckdb.InternalException,
+    duckdb.SerializationException,
+    duckdb.OutOfRangeException,
+    duckdb.ConversionException,
+)
 
-    def __init__(self, data_dir: Path, out_dir: Path | None = None, *, utc: bool = True) -> None:
+
+def may_be_corrupt_data(exc: duckdb.Error) -> bool:
+    """Could a file's bytes, rather than the query, have caused ``exc``?"""
+    return type(exc) is duckdb.Error or isinstance(exc, _DATA_ERRORS)
+
+
+def strict_error(skipped: Sequence[Skipped]) -> DatasetError:
+    first = skipped[0]
+    more = f" (and {len(skipped) - 1} more)" if len(skipped) > 1 else ""
+    return DatasetError(
+        f"cannot read {first.path}: {first.reason}{more}; without --strict such files are skipped"
+    )
+
+
+class Dataset:
+    """A DuckDB connection with the dataset's views (and ``episodes`` with an out dir).
+
+    ``skipped``: the files the views leave out, and why; ``strict`` makes any
+    such file a :class:`DatasetError` instead.
+    """
+
+    def __init__(
+        self,
+        data_dir: Path,
+        out_dir: Path | None = None,
+        *,
+        utc: bool = True,
+        strict: bool = False,
+    ) -> None:
         check_data_dir(data_dir)
         self.data_dir = data_dir
+        self.out_dir = out_dir
+        self.strict = strict
+        self.skipped: tuple[Skipped, ...] = ()
+        self.files: tuple[Path, ...] = ()
+        # files found corrupt behind a good footer, left out of the views from then on
+        self._excluded: list[Skipped] = []
         self.con = duckdb.connect()
         try:
             if utc:
                 # timestamps come back in UTC whatever the machine's zone: same run, same bytes
                 self.con.execute("SET TimeZone = 'UTC'")
-            self.con.execute(views.all_views(data_dir, out_dir))
+            self._make_views(self._excluded)
         except duckdb.Error as exc:
             self.con.close()
             raise DatasetError(f"cannot read dataset {data_dir}: {first_line(exc)}") from exc
+        except BaseException:
+            self.con.close()
+            raise
+
+    def _make_views(self, exclude: Sequence[Skipped]) -> None:
+        made = views.dataset_views(self.data_dir, self.out_dir, exclude=exclude)
+        if self.strict and made.skipped:
+            raise strict_error(made.skipped)
+        self.con.execute(made.sql)
+        self.files, self.skipped = made.files, made.skipped
+
+    def set_aside_unreadable(self) -> tuple[Skipped, ...]:
+        """After a query failed: find the files that cannot be read whole and remake
+        the views without them.  Returns them (none: the files are not the cause).
+
+        Reads every file in full, so only for a query that failed.
+        """
+        found = []
+        for path in self.files:
+            problem = read_problem(path)
+            if problem is not None:
+                found.append(Skipped(path, problem))
+        if found:
+            if self.strict:
+                raise strict_error(found)
+            self._excluded += found
+            self._make_views(self._excluded)
+        return tuple(found)
 
     def __enter__(self) -> Dataset:
         return self

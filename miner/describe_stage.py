@@ -25,6 +25,8 @@ from miner.errors import OutputError
 from miner.output import EPISODES_FILE, prepare_out_dir, write_episodes, write_train
 from miner.prompt_filters import PromptLimits
 from miner.record import DESCRIBE_FAILED, Episode
+from schemas import v1
+from schemas.files import Checker
 
 ProgressCallback = Callable[[Episode], None]
 
@@ -116,6 +118,8 @@ def describe_episodes(
 
 def read_episodes(out_dir: Path) -> list[Episode]:
     path = out_dir / EPISODES_FILE
+    if path.exists() and (problem := Checker(v1.EPISODES).problem(path)) is not None:
+        raise OutputError(f"cannot read {path}: {problem}")
     try:
         table = pq.read_table(path)
     except FileNotFoundError:

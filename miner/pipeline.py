@@ -20,7 +20,7 @@ from pathlib import Path
 import duckdb
 
 from miner.assemble import Plan, finish, plan, with_base_blobs
-from miner.dataset import Dataset, RedSpan, first_line
+from miner.dataset import Dataset, RedSpan, first_line, may_be_corrupt_data
 from miner.describe import Describer, OfflineDescriber
 from miner.describe_stage import DescribeReport
 from miner.episodes import detect
@@ -29,6 +29,7 @@ from miner.output import prepare_out_dir, write_episodes, write_train
 from miner.record import DESCRIBED, Episode
 from miner.settings import MinerSettings
 from miner.split import TEST, TRAIN, assign_splits
+from schemas.files import Skipped
 from schemas.views import SNAPSHOTS_GLOB
 
 # Episodes whose blobs are fetched together: few queries, bounded memory.
@@ -47,6 +48,8 @@ class Summary:
     filters: list[tuple[str, int]] = field(default_factory=list)
     files: tuple[Path, ...] = ()
     llm: DescribeReport | None = None
+    # dataset files left out as unreadable (strict=False), each with why
+    skipped: tuple[Skipped, ...] = ()
 
 
 def _sort_key(episode: Episode) -> tuple[str, str, object, str]:
@@ -96,6 +99,21 @@ def mine_episodes(dataset: Dataset, settings: MinerSettings, describer: Describe
     return assign_splits(episodes, settings.test_fraction)
 
 
+def _mine(
+    dataset: Dataset, settings: MinerSettings, describer: Describer
+) -> tuple[int, int, list[Episode]]:
+    """The snapshot count, the stream count and the episodes of ``dataset``."""
+    snapshots = dataset.snapshot_count()
+    if snapshots == 0:
+        unreadable = ""
+        if dataset.skipped:
+            unreadable = f"; {len(dataset.skipped)} unreadable file(s) skipped"
+        raise DatasetError(
+            f"no snapshots in {dataset.data_dir} (looked for {SNAPSHOTS_GLOB}{unreadable})"
+        )
+    return snapshots, dataset.stream_count(), mine_episodes(dataset, settings, describer)
+
+
 # the LLM describe stage: (episodes, output directory) -> (episodes, its report)
 LLMStage = Callable[[list[Episode], Path], tuple[list[Episode], DescribeReport]]
 
@@ -107,24 +125,43 @@ def run(
     describer: Describer | None = None,
     llm_stage: LLMStage | None = None,
     write: bool = True,
+    *,
+    strict: bool = False,
+    on_skipped: Callable[[Skipped], None] | None = None,
 ) -> Summary:
     """Mine ``data_dir`` into ``out_dir``/episodes.parquet and train.jsonl.
 
     Every episode is described offline; with ``llm_stage`` the kept ones are
     then described by the model.  ``write=False`` (a dry run) writes nothing.
+    A dataset file that cannot be read is left out and given to ``on_skipped``
+    as soon as it is found (``strict``: a :class:`DatasetError` instead).
     """
     settings = settings or MinerSettings()
     describer = describer or OfflineDescriber()
     prepare_out_dir(out_dir)
-    with Dataset(data_dir) as dataset:
-        try:
-            snapshots = dataset.snapshot_count()
-            if snapshots == 0:
-                raise DatasetError(f"no snapshots in {data_dir} (looked for {SNAPSHOTS_GLOB})")
-            streams = dataset.stream_count()
-            episodes = mine_episodes(dataset, settings, describer)
-        except duckdb.Error as exc:
-            raise DatasetError(f"cannot read dataset {data_dir}: {first_line(exc)}") from exc
+    reported: set[Path] = set()
+
+    def report_skipped(dataset: Dataset) -> None:
+        for skipped in dataset.skipped:
+            if skipped.path not in reported:
+                reported.add(skipped.path)
+                if on_skipped is not None:
+                    on_skipped(skipped)
+
+    with Dataset(data_dir, strict=strict) as dataset:
+        report_skipped(dataset)
+        while True:
+            try:
+                snapshots, streams, episodes = _mine(dataset, settings, describer)
+                break
+            except duckdb.Error as exc:
+                # a bad data page behind a good footer: set its file aside and mine again
+                if not (may_be_corrupt_data(exc) and dataset.set_aside_unreadable()):
+                    raise DatasetError(
+                        f"cannot read dataset {data_dir}: {first_line(exc)}"
+                    ) from exc
+                report_skipped(dataset)
+        skipped = dataset.skipped
     report = None
     if llm_stage is not None:
         episodes, report = llm_stage(episodes, out_dir)
@@ -141,4 +178,5 @@ def run(
         filters=sorted(counts.items(), key=lambda item: (-item[1], item[0])),
         files=files,
         llm=report,
+        skipped=skipped,
     )

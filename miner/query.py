@@ -1,21 +1,24 @@
 """``miner sql``: run SQL against the dataset's views and render the result.
 
-The views are those of :mod:`schemas.views`; a query's result is printed as
-a plain text table a person can read in a terminal: one line per row, long
-cells cut, newlines shown as ``\\n``, binary shown by its size.
+The views are those of :mod:`schemas.views`; a file whose data turns out
+corrupt while the query runs is set aside and the query run again.  A
+query's result is printed as a plain text table a person can read in a
+terminal: one line per row, long cells cut, newlines shown as ``\\n``,
+binary shown by its size.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 import duckdb
 
-from miner.dataset import Dataset, first_line
+from miner.dataset import Dataset, first_line, may_be_corrupt_data
 from miner.errors import MinerError
+from schemas.files import Skipped
 
 MAX_CELL = 80
 
@@ -30,16 +33,30 @@ class QueryResult:
     rows: list[tuple[Any, ...]]
 
 
-def run_query(dataset: Dataset, sql: str) -> QueryResult | None:
-    """Run ``sql`` (one or more statements); the last one's result, if it has one."""
-    try:
-        cursor = dataset.con.execute(sql)
-        if cursor.description is None:
-            return None
-        columns = tuple(str(d[0]) for d in cursor.description)
-        return QueryResult(columns, cursor.fetchall())
-    except duckdb.Error as exc:
-        raise QueryError(first_line(exc)) from exc
+def run_query(
+    dataset: Dataset, sql: str, on_skipped: Callable[[Skipped], None] | None = None
+) -> QueryResult | None:
+    """Run ``sql`` (one or more statements); the last one's result, if it has one.
+
+    When a file's data cannot be decoded, the file is set aside (given to
+    ``on_skipped``) and the query runs again over the rest.
+    """
+    while True:
+        try:
+            cursor = dataset.con.execute(sql)
+            if cursor.description is None:
+                return None
+            columns = tuple(str(d[0]) for d in cursor.description)
+            return QueryResult(columns, cursor.fetchall())
+        except duckdb.Error as exc:
+            if not may_be_corrupt_data(exc):
+                raise QueryError(first_line(exc)) from exc
+            set_aside = dataset.set_aside_unreadable()
+            if not set_aside:
+                raise QueryError(first_line(exc)) from exc
+            for skipped in set_aside:
+                if on_skipped is not None:
+                    on_skipped(skipped)
 
 
 def _cell(value: Any) -> str:

@@ -12,15 +12,23 @@ DuckDB refuses a glob that matches no file, so a view over a part of the
 dataset with no file yet is written as an empty SELECT with the columns of
 schema v1: an empty dataset gives working, empty views.  That choice is made
 when the SQL is generated; print the views again once data exists.
+
+One unreadable file fails every query over its view, so the files are checked
+first (:mod:`schemas.files`).  When all pass, a view reads its glob (short SQL
+a person can paste); when some are set aside, it reads the explicit list of
+the others, and a comment names each file left out and why.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
 
 from schemas import v1
+from schemas.files import Skipped, ViewFiles, check_files
 
 SNAPSHOTS_GLOB = "snapshots/*/*/*.parquet"
 BLOBS_GLOB = "blobs/*/*/*.parquet"
@@ -76,43 +84,57 @@ def _empty_select(schema: pa.Schema, hive: bool) -> str:
     return f"SELECT\n  {select}\nWHERE false"
 
 
-def _read_parquet(pattern: Path, hive: bool) -> str:
+def _read_parquet(source: str, hive: bool) -> str:
     # hive_types may only name partition columns the files really have
     types = f", hive_types={_HIVE_TYPES}" if hive else ""
     return (
-        f"SELECT * FROM read_parquet({quote_literal(str(pattern))}, "
-        f"union_by_name=true, hive_partitioning=true{types})"
+        f"SELECT * FROM read_parquet({source}, union_by_name=true, hive_partitioning=true{types})"
     )
 
 
-def _has_files(root: Path, pattern: str) -> bool:
-    return any(path.is_file() for path in root.glob(pattern))
+def _source(files: ViewFiles) -> str:
+    """The glob when every file passed, else the list of those that did."""
+    if not any(skipped.path.match(files.pattern) for skipped in files.skipped):
+        return quote_literal(str(files.root / files.pattern))
+    listed = ",\n  ".join(quote_literal(str(path)) for path in files.good)
+    return f"[\n  {listed}\n]"
 
 
-def _view(name: str, root: Path, pattern: str, schema: pa.Schema, hive: bool) -> str:
-    root = root.absolute()
-    if _has_files(root, pattern):
-        body = _read_parquet(root / pattern, hive)
+def _view_sql(name: str, files: ViewFiles, schema: pa.Schema, hive: bool) -> str:
+    notes = "".join(f"-- {skipped}\n" for skipped in files.skipped)
+    if files.good:
+        body = _read_parquet(_source(files), hive)
     else:
-        body = f"-- no file matches {root / pattern} yet: an empty view\n" + _empty_select(
-            schema, hive
-        )
-    return f"CREATE OR REPLACE VIEW {name} AS\n{body};\n"
+        where = files.root / files.pattern
+        body = f"-- no readable file matches {where}: an empty view\n" + _empty_select(schema, hive)
+    return f"{notes}CREATE OR REPLACE VIEW {name} AS\n{body};\n"
+
+
+def _snapshots_files(data_dir: Path) -> ViewFiles:
+    return check_files(data_dir, SNAPSHOTS_GLOB, v1.SNAPSHOTS, strays=True)
+
+
+def _blobs_files(data_dir: Path) -> ViewFiles:
+    return check_files(data_dir, BLOBS_GLOB, v1.BLOBS, strays=True)
+
+
+def _episodes_files(out_dir: Path) -> ViewFiles:
+    return check_files(out_dir, EPISODES_FILE, v1.EPISODES)
 
 
 def snapshots_view(data_dir: Path) -> str:
     """``snapshots``: every snapshot row of the dataset, with ``date`` and ``host``."""
-    return _view("snapshots", data_dir, SNAPSHOTS_GLOB, v1.SNAPSHOTS, hive=True)
+    return _view_sql("snapshots", _snapshots_files(data_dir), v1.SNAPSHOTS, hive=True)
 
 
 def blobs_view(data_dir: Path) -> str:
     """``blobs``: file contents by sha256; a blob may appear in several partitions."""
-    return _view("blobs", data_dir, BLOBS_GLOB, v1.BLOBS, hive=True)
+    return _view_sql("blobs", _blobs_files(data_dir), v1.BLOBS, hive=True)
 
 
 def episodes_view(out_dir: Path) -> str:
     """``episodes``: the miner's output file in ``out_dir``."""
-    return _view("episodes", out_dir, EPISODES_FILE, v1.EPISODES, hive=False)
+    return _view_sql("episodes", _episodes_files(out_dir), v1.EPISODES, hive=False)
 
 
 # One row per diagnostic of each distinct build result, at the snapshot that first
@@ -153,9 +175,52 @@ def diagnostics_view() -> str:
     return DIAGNOSTICS_VIEW
 
 
+@dataclass(frozen=True)
+class DatasetViews:
+    """Every view as one script, the files the views read, and those they leave out."""
+
+    sql: str
+    files: tuple[Path, ...]
+    skipped: tuple[Skipped, ...]
+
+
+def dataset_views(
+    data_dir: Path, out_dir: Path | None = None, *, exclude: Sequence[Skipped] = ()
+) -> DatasetViews:
+    """Every view, in dependency order, over the files that pass the check.
+
+    ``exclude``: files to leave out besides, with why (a corrupt data page a
+    query met behind a footer that passed).
+    """
+    excluded = {skipped.path: skipped for skipped in exclude}
+    parts = [
+        ("snapshots", _snapshots_files(data_dir), v1.SNAPSHOTS, True),
+        ("blobs", _blobs_files(data_dir), v1.BLOBS, True),
+    ]
+    if out_dir is not None:
+        parts.append(("episodes", _episodes_files(out_dir), v1.EPISODES, False))
+    sql: list[str] = []
+    good: list[Path] = []
+    skipped: list[Skipped] = []
+    for name, files, schema, hive in parts:
+        files = _without(files, excluded)
+        sql.append(_view_sql(name, files, schema, hive))
+        good.extend(files.good)
+        skipped.extend(files.skipped)
+        if name == "blobs":
+            sql.append(diagnostics_view())
+    return DatasetViews("\n".join(sql), tuple(good), tuple(skipped))
+
+
+def _without(files: ViewFiles, excluded: Mapping[Path, Skipped]) -> ViewFiles:
+    gone = [excluded[path] for path in files.good if path in excluded]
+    if not gone:
+        return files
+    good = tuple(path for path in files.good if path not in excluded)
+    skipped = sorted([*files.skipped, *gone], key=lambda s: str(s.path))
+    return ViewFiles(files.root, files.pattern, good, tuple(skipped))
+
+
 def all_views(data_dir: Path, out_dir: Path | None = None) -> str:
     """Every view, in dependency order, as one script."""
-    parts = [snapshots_view(data_dir), blobs_view(data_dir), diagnostics_view()]
-    if out_dir is not None:
-        parts.append(episodes_view(out_dir))
-    return "\n".join(parts)
+    return dataset_views(data_dir, out_dir).sql

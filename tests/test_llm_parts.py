@@ -201,3 +201,25 @@ def test_no_model_or_offline_opens_no_socket(tmp_path: Path, offline: bool) -> N
         done.stdout + done.stderr
     )
     assert "kept:            2" in done.stdout
+
+
+def test_describe_names_an_episodes_file_it_cannot_read(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from click.testing import CliRunner
+
+    from miner.cli import cli
+
+    out = tmp_path / "out"
+    out.mkdir()
+    target = out / "episodes.parquet"
+    args = ["describe", "--out", str(out), "--model", "m", "--base-url", "http://127.0.0.1:9/v1"]
+    for content in (b"", b"not parquet at all", None):
+        if content is None:  # another program's Parquet file
+            pq.write_table(pa.table({"x": [1, 2]}), target)
+        else:
+            target.write_bytes(content)
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 1, result.output
+        assert result.output.startswith(f"Error: cannot read {target}: ")
+        assert len(result.output.splitlines()) == 1

@@ -122,9 +122,11 @@ def test_unusable_out_is_a_one_line_error(data: Path, tmp_path: Path) -> None:
 def test_corrupt_parquet_is_a_one_line_error(data: Path, tmp_path: Path) -> None:
     partition = next((data / "snapshots").glob("*/*"))
     (partition / "broken.parquet").write_bytes(b"PAR1 no footer")
-    code, output = invoke("run", "--data-dir", str(data), "--out", str(tmp_path / "out"))
+    code, output = invoke(
+        "run", "--data-dir", str(data), "--out", str(tmp_path / "out"), "--strict"
+    )
     assert code == 1 and output.count("\n") == 1
-    assert output.startswith(f"Error: cannot read dataset {data}")
+    assert output.startswith(f"Error: cannot read {partition / 'broken.parquet'}")
 
 
 def test_sql_command_prints_a_table(data: Path) -> None:
