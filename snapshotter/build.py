@@ -16,6 +16,11 @@ Status is ``green`` for exit 0 and ``red`` for any other exit, including death b
 signal; ``timeout`` when the limit ran out; ``error`` when the command could not run
 at all: the shell or ``cwd`` is missing, or the shell said 126 (not executable) or
 127 (command not found).  Failures are reported in the outcome, never raised.
+
+Death by a signal is kept two ways, as the shell reports it: when the build's own
+process (the shell, or the command it exec'd) dies of signal N, ``exit_code`` is -N
+and the output ends with ``[redgreen: build ended by signal SIGSEGV (11)]``; when a
+child dies and the shell exits on its own, the shell's ``128 + N`` is the exit code.
 """
 
 from __future__ import annotations
@@ -125,6 +130,20 @@ class _Tail:
         if cut:
             return f"[redgreen: {cut} bytes of output cut]\n{body}"
         return body
+
+
+def _note(output: str, message: str) -> str:
+    """The output with one ``[redgreen: ...]`` line of ours at its end."""
+    if output and not output.endswith("\n"):
+        output += "\n"
+    return output + f"[redgreen: {message}]\n"
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return f"{signal.Signals(number).name} ({number})"
+    except ValueError:
+        return f"{number}"
 
 
 def _error(command: str, started_at: datetime, message: str) -> BuildOutcome:
@@ -246,6 +265,8 @@ class _Run:
                 output += "\n"
             output += f"[redgreen: build timed out after {self.limits.timeout_s:g} s]\n"
             return BuildOutcome("timeout", self.command, None, self.started_at, _now(), output)
+        if returncode < 0:
+            output = _note(output, f"build ended by signal {_signal_name(-returncode)}")
         if returncode == 0:
             status = "green"
         elif returncode in SHELL_CANNOT_RUN:

@@ -10,6 +10,22 @@ size and ``omitted`` set, and excluded paths (secrets) are never opened.  Kept c
 never carry a secret; both sides of a path are redacted alike, so a change
 to a secret's value alone is not a change of state.
 
+Hostile working copies are met cheaply, on the tick path:
+
+- a file over the size limit is never read, on either side (a sparse 2 GB
+  file costs one ``lstat``): it is recorded by size with ``omitted =
+  too_large`` and no blob, and its (size, mtime) stand in for its content in
+  the state id, as an excluded file's do.  So a touch of such a file without
+  a change can read as a change (``M``, size only);
+- a file is read at most ``max_file_bytes + 1`` bytes, so one that grows
+  between its ``lstat`` and its read is still not read whole;
+- a file deleted between the VCS's listing and the read is simply absent; an
+  unreadable one (permissions) is left out with one warning;
+- a nested repository (a directory below the root holding ``.hg`` or
+  ``.git``) is a working copy of its own: nothing below it is recorded as the
+  outer one's, nor anything inside a ``.hg``/``.git`` directory;
+- a workspace whose root went away raises ``WorkspaceError`` at once.
+
 ``state_id`` hashes (base rev, sorted (path, content hash)), so equal ids mean
 equal content, whichever VCS and whichever order the files were seen in.
 """
@@ -28,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from snapshotter import pathnames
+from snapshotter.errors import WorkspaceError
 from snapshotter.redact import redact_bytes
 from snapshotter.textdiff import Side, file_diff, is_binary
 from snapshotter.vcs.base import RevFile, VcsBackend
@@ -94,7 +111,8 @@ class Content:
     is_link: bool
     data: bytes | None  # kept bytes; None when omitted
     omitted: str | None = None
-    id_hint: int = 0  # mtime_ns of an excluded file: its stat stands in for its content
+    # mtime_ns of a file never read (excluded, too large): its stat stands in for its content
+    id_hint: int = 0
 
 
 @dataclass(frozen=True)
@@ -172,6 +190,7 @@ def compute_state_id(base_rev: str, files: Iterable[FileRecord], extra: Iterable
 def _read_working(root: Path, raw: bytes, settings: CaptureSettings) -> Content | None:
     """The working copy's side of a path, or None when there is no file there."""
     full = os.path.join(bytes(root), raw)
+    limit = settings.max_file_bytes
     try:
         st = os.lstat(full)
         if stat.S_ISLNK(st.st_mode):
@@ -179,18 +198,13 @@ def _read_working(root: Path, raw: bytes, settings: CaptureSettings) -> Content 
             return Content(sha256(target), len(target), True, target)
         if not stat.S_ISREG(st.st_mode):
             return None  # a directory (nested repository) or a special file
-        if st.st_size > settings.max_file_bytes:
-            h = hashlib.sha256()
-            size = 0
-            with open(full, "rb") as f:
-                while chunk := f.read(MIB):
-                    h.update(chunk)
-                    size += len(chunk)
-            return Content(h.hexdigest(), size, False, None, "too_large")
+        if st.st_size > limit:
+            # never read: hashing a 2 GB file would stall the tick for seconds
+            return Content(None, st.st_size, False, None, "too_large", st.st_mtime_ns)
         with open(full, "rb") as f:
-            data = f.read()
-    except FileNotFoundError:
-        return None  # deleted between listing and reading
+            data = f.read(limit + 1)
+    except (FileNotFoundError, NotADirectoryError):
+        return None  # deleted (or its directory replaced) between listing and reading
     except OSError as exc:
         log.warning(
             "cannot read %s: %s; left out of this snapshot",
@@ -198,8 +212,8 @@ def _read_working(root: Path, raw: bytes, settings: CaptureSettings) -> Content 
             exc.strerror,
         )
         raise _Unreadable from exc
-    if len(data) > settings.max_file_bytes:  # grew while we read it
-        return Content(sha256(data), len(data), False, None, "too_large")
+    if len(data) > limit:  # grew between lstat and read: the rest stays unread
+        return Content(None, max(len(data), st.st_size), False, None, "too_large", st.st_mtime_ns)
     if is_binary(data):
         return Content(sha256(data), len(data), False, None, "binary")
     # secrets never reach the spool: what is hashed, diffed and stored is redacted
@@ -211,9 +225,11 @@ class _Unreadable(Exception):
     pass
 
 
+def _too_large(revfile: RevFile, settings: CaptureSettings) -> bool:
+    return not revfile.is_link and revfile.size > settings.max_file_bytes
+
+
 def _rev_side(revfile: RevFile, data: bytes, settings: CaptureSettings) -> Content:
-    if not revfile.is_link and len(data) > settings.max_file_bytes:
-        return Content(sha256(data), len(data), False, None, "too_large")
     if not revfile.is_link and is_binary(data):
         return Content(sha256(data), len(data), False, None, "binary")
     data = redact_bytes(data)
@@ -225,14 +241,21 @@ def _rev_sides(
 ) -> dict[bytes, Content]:
     """Each path's side in ``rev``; excluded paths are listed but never read."""
     files = backend.rev_files(rev, paths)
-    readable = {p: f for p, f in files.items() if not settings.excluded(pathnames.to_record(p))}
+    readable = {
+        p: f
+        for p, f in files.items()
+        if not settings.excluded(pathnames.to_record(p)) and not _too_large(f, settings)
+    }
+    # a file over the limit is not even fetched: its size is all the record keeps
     contents = backend.rev_contents(rev, readable.values())
     sides: dict[bytes, Content] = {}
     for path, revfile in files.items():
         if path in readable:
             sides[path] = _rev_side(revfile, contents[revfile.key], settings)
-        else:
+        elif settings.excluded(pathnames.to_record(path)):
             sides[path] = Content(None, revfile.size, revfile.is_link, None, "excluded")
+        else:
+            sides[path] = Content(None, revfile.size, False, None, "too_large")
     return sides
 
 
@@ -270,9 +293,14 @@ def _entry(raw: bytes, old: Content | None, new: Content | None, tracked: bool) 
         size=new.size if new is not None else None,
         omitted=omitted,
     )
+    # content never read: its stat stands in for it in the state id
+    extra = (
+        f"{path}\0{new.omitted}:{new.size}:{new.id_hint}"
+        if new is not None and new.digest is None
+        else None
+    )
     if omitted == "excluded":
         # not even a "Binary files differ" line: the diff says nothing of it
-        extra = f"{path}\0excluded:{new.size}:{new.id_hint}" if new is not None else None
         return Entry(record, "", 0, 0, {}, extra)
     blobs: dict[str, bytes] = {}
     if omitted is None:
@@ -286,7 +314,7 @@ def _entry(raw: bytes, old: Content | None, new: Content | None, tracked: bool) 
             Side(None) if old is None else Side(b"", old.is_link, opaque=True),
             Side(None) if new is None else Side(b"", new.is_link, opaque=True),
         )
-    return Entry(record, piece.text, piece.added, piece.removed, blobs)
+    return Entry(record, piece.text, piece.added, piece.removed, blobs, extra)
 
 
 def compare(
@@ -314,6 +342,9 @@ def capture(
     change since then), only those paths are asked about and re-read; the
     rest of ``since`` is reused.  A base change always means a full read.
     """
+    if not os.path.isdir(backend.root):
+        # checked first: each VCS fails in its own confusing way on a vanished root
+        raise WorkspaceError(f"workspace {backend.root} is missing (deleted or unmounted)")
     backend.refresh()
     base = backend.base()
     read_at = datetime.now(UTC)
@@ -324,6 +355,7 @@ def capture(
     else:
         entries = {}
         candidates = {c.path: c.tracked for c in backend.candidates()}
+    candidates = _outside_nested(backend.root, candidates)
     entries.update(_read_entries(backend, base.rev, candidates, settings))
     changes = Changes.of(entries)
     extra = [e.id_extra for e in entries.values() if e.id_extra is not None]
@@ -336,6 +368,37 @@ def capture(
         changes=changes,
         state_id=compute_state_id(base.rev, changes.files, extra),
     )
+
+
+def _outside_nested(root: Path, candidates: dict[bytes, bool]) -> dict[bytes, bool]:
+    """The candidates that belong to this working copy, not to one nested in it.
+
+    A Git repository inside a Mercurial one (or the other way round) shows
+    up in the outer one's listing as untracked files, its ``.git``/``.hg``
+    internals included.  Whatever lies below a directory holding ``.hg`` or
+    ``.git`` is the nested repository's: one ``lstat`` pair per directory.
+    """
+    base = bytes(root)
+    nested: dict[bytes, bool] = {b"": False}
+
+    def is_nested(directory: bytes) -> bool:
+        known = nested.get(directory)
+        if known is None:
+            parent = directory.rpartition(b"/")[0]
+            known = is_nested(parent) or any(
+                os.path.lexists(os.path.join(base, directory, marker))
+                for marker in (b".hg", b".git")
+            )
+            nested[directory] = known
+        return known
+
+    kept: dict[bytes, bool] = {}
+    for path, tracked in candidates.items():
+        parts = path.split(b"/")
+        if b".hg" in parts[:-1] or b".git" in parts[:-1] or is_nested(path.rpartition(b"/")[0]):
+            continue
+        kept[path] = tracked
+    return kept
 
 
 def _expand(backend: VcsBackend, since: State, paths: Collection[bytes]) -> set[bytes]:

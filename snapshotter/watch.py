@@ -12,7 +12,9 @@ changed paths, relative to the root, which the tick drains.  Kept cheap:
 - paths under a directory the VCS ignores (``_build/``, ``node_modules/``,
   ``target/``) are dropped by a prefix check against a cache the tick fills;
 - past ``MAX_PENDING`` paths (a branch switch, a big generated tree) the set
-  is dropped and the next tick does one full rescan instead.
+  is dropped and the next tick does one full rescan instead;
+- a root that went away (deleted, unmounted) makes every later tick a full
+  rescan, which reports it missing.
 
 The kernel's inotify queue can overflow; watchdog logs it and rebuilds its
 watches, and the warning is caught here to force a rescan, because events
@@ -107,6 +109,7 @@ class WorkspaceWatcher(FileSystemEventHandler):
         self._base_dirs = BASE_DIRS.get(vcs, ())
         self._lock = threading.Lock()
         self._pending = Pending()
+        self._root_gone = False
         # prefixes ("dir/") of directories the VCS ignores; filled by the tick thread
         self._ignored_dirs: frozenset[bytes] = frozenset()
         self._observer: Observer | None = None  # type: ignore[valid-type]
@@ -135,6 +138,15 @@ class WorkspaceWatcher(FileSystemEventHandler):
     def drain(self) -> Pending:
         with self._lock:
             pending, self._pending = self._pending, Pending()
+        # A deleted or unmounted root sends no event we can rely on (and its
+        # inotify watch dies with it): one stat per tick notices.  From then on
+        # every tick rescans in full, so capture reports the missing root each
+        # time, and a root that comes back is still read, without events.
+        if not self._root_gone and not os.path.isdir(self.root):
+            self._root_gone = True
+        if self._root_gone:
+            pending.paths.clear()
+            pending.overflow = True
         return pending
 
     def mark_overflow(self) -> None:

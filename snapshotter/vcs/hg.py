@@ -23,6 +23,10 @@ from snapshotter.vcs.base import NULL_REV, BaseInfo, Candidate, RevFile
 # mercurial copies os.environ at import; set the switch in its copy
 encoding.environ[b"HGRCSKIPREPO"] = b"1"
 
+# what a damaged repository makes Mercurial raise: a corrupt ``.hg/requires`` is a
+# RepoError, not an Abort; a truncated dirstate or store an OSError or StorageError
+_HG_FAILURES = (error.Abort, error.RepoError, error.StorageError, OSError)
+
 
 class HgBackend:
     name = "hg"
@@ -35,7 +39,7 @@ class HgBackend:
         ui.setconfig(b"ui", b"paginate", b"false", b"redgreen")
         try:
             self._repo: Any = hg.repository(ui, bytes(root))
-        except error.Abort as exc:
+        except _HG_FAILURES as exc:
             raise WorkspaceError(f"cannot open Mercurial repository {root}: {_msg(exc)}") from exc
 
     def refresh(self) -> None:
@@ -48,7 +52,7 @@ class HgBackend:
             bookmark = self._repo._activebookmark
             branch = bookmark if bookmark else ctx.branch()
             return BaseInfo(rev=ctx.hex().decode(), branch=branch.decode("utf-8", "replace"))
-        except error.Abort as exc:
+        except _HG_FAILURES as exc:
             raise WorkspaceError(f"Mercurial failed in {self.root}: {_msg(exc)}") from exc
 
     def candidates(self, paths: Sequence[bytes] | None = None) -> list[Candidate]:
@@ -57,7 +61,7 @@ class HgBackend:
         match = matchmod.exact(list(paths)) if paths is not None else None
         try:
             st = self._repo.status(match=match, unknown=True)
-        except error.Abort as exc:
+        except _HG_FAILURES as exc:
             raise WorkspaceError(f"hg status failed in {self.root}: {_msg(exc)}") from exc
         tracked = [*st.modified, *st.added, *st.removed, *st.deleted]
         return [Candidate(p, True) for p in tracked] + [Candidate(p, False) for p in st.unknown]
@@ -107,5 +111,8 @@ class HgBackend:
 
 
 def _msg(exc: Exception) -> str:
-    raw = getattr(exc, "message", None) or str(exc)
-    return raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
+    raw = getattr(exc, "message", None) or (exc.args[0] if exc.args else str(exc))
+    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+    return " ".join(text.split())  # one line
