@@ -118,8 +118,18 @@ def render_status(report: dict[str, Any]) -> str:
         lines.append(f"data: {report['data_dir']}")
     rows = [("WORKSPACE", "VCS", "LAST SNAPSHOT", "BUILD", "FILES", "TODAY")]
     for ws in report.get("workspaces", []):
-        if ws.get("error") and not ws.get("vcs"):
-            rows.append((ws["workspace"], "-", "-", "missing", "-", ws["error"][:40]))
+        if ws.get("error"):
+            gone = not ws.get("vcs") or not Path(ws["workspace"]).is_dir()
+            rows.append(
+                (
+                    ws["workspace"],
+                    ws.get("vcs") or "-",
+                    _ago(ws.get("last_snapshot_at"), now),
+                    "missing" if gone else "error",
+                    "-",
+                    ws["error"][:40],
+                )
+            )
             continue
         today = (
             f"{ws.get('rows_today', 0)} rows, {_size(ws.get('bytes_today', 0))}"
