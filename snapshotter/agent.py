@@ -34,6 +34,7 @@ from snapshotter import control
 from snapshotter.config import Config, load_config
 from snapshotter.errors import RedgreenError, StorageError
 from snapshotter.notify import Notifier
+from snapshotter.orphan_builds import end_orphans, mark_environment
 from snapshotter.paths import ensure_private_dir
 from snapshotter.record import Identity
 from snapshotter.roll import roll, sweep_temporaries
@@ -43,6 +44,10 @@ from snapshotter.spool import Spool
 log = logging.getLogger(__name__)
 
 STATUS_EVERY_S = 5.0
+# after a failed roll (a full disk), how long before the next attempt
+ROLL_RETRY_S = 60.0
+# what a storage failure stops, as `status` and systemd show it
+_STOPPED = {"append": "recording stopped", "roll": "rolling into Parquet stopped"}
 GC_EVERY_HOURS = 6
 HEARTBEAT_ROLL_S = 24 * 3600.0
 
@@ -93,7 +98,11 @@ class Agent:
         self._stop = threading.Event()
         self._reload = threading.Event()
         self._paused = False
-        self._storage_error: str | None = None
+        # what failed, "append" (recording) or "roll" (Parquet): cleared only by
+        # the same kind of write succeeding, so a tick that wrote nothing, or
+        # appends that still fit while Parquet does not, never report a recovery
+        self._storage_errors: dict[str, str] = {}
+        self._roll_retry_at = 0.0
         self._last_roll = time.monotonic()
         self.spool: Spool | None = None
         self.scheduler = BackgroundScheduler(
@@ -113,6 +122,10 @@ class Agent:
             self.lock.release()
 
     def _run_locked(self) -> None:
+        ended = end_orphans(self.data_dir)
+        if ended:
+            log.warning("ended %d process(es) of a build a killed agent left running", ended)
+        mark_environment(self.data_dir)
         swept = sweep_temporaries(self.data_dir)
         if swept:
             log.info("removed %d temporary file(s) left by a killed roll", swept)
@@ -224,15 +237,17 @@ class Agent:
         if paused != self._paused:
             self._paused = paused
             log.info("recording %s", "paused" if paused else "resumed")
+        appends = runner.appends
         try:
             if paused:
                 runner.pause()
             else:
                 runner.tick()
             runner.stats.error = None
-            self._storage_ok()
+            if runner.appends != appends:
+                self._storage_ok("append")
         except StorageError as exc:
-            self._storage_failed(str(exc))
+            self._storage_failed("append", str(exc))
         except RedgreenError as exc:
             if runner.stats.error != str(exc):
                 log.error("%s: %s", path, exc)
@@ -245,19 +260,31 @@ class Agent:
 
     # storage ----------------------------------------------------------------
 
-    def _storage_failed(self, message: str) -> None:
-        if self._storage_error is None:
-            log.error("recording stopped: %s; the spool is intact, retrying every tick", message)
-            self.notifier.status(f"recording stopped: {message}")
-        self._storage_error = message
+    @property
+    def _storage_error(self) -> str | None:
+        return next(iter(self._storage_errors.values()), None)
 
-    def _storage_ok(self) -> None:
-        if self._storage_error is not None:
+    def _storage_failed(self, kind: str, message: str) -> None:
+        if not self._storage_errors:
+            if kind == "roll":
+                log.error(
+                    "rolling into Parquet stopped: %s; rows wait in the spool, retrying every %g s",
+                    message,
+                    ROLL_RETRY_S,
+                )
+            else:
+                log.error("recording stopped: %s; the spool is intact, retrying", message)
+            self.notifier.status(f"{_STOPPED[kind]}: {message}")
+        self._storage_errors[kind] = message
+
+    def _storage_ok(self, kind: str) -> None:
+        if self._storage_errors.pop(kind, None) is not None and not self._storage_errors:
             log.warning("recording resumed")
-            self._storage_error = None
 
     def _maybe_roll(self) -> None:
         agent = self.config.agent
+        if time.monotonic() < self._roll_retry_at:
+            return  # a roll just failed: not a Parquet attempt every tick on a full disk
         since = time.monotonic() - self._last_roll
         # heartbeats alone wait a day: a Parquet file costs ~7 KB of footer, and
         # 24 hourly files of a few heartbeats would be most of an idle day's bytes
@@ -272,8 +299,10 @@ class Agent:
         try:
             result = roll(self.spool, self.data_dir)
         except StorageError as exc:
-            self._storage_failed(str(exc))
+            self._storage_failed("roll", str(exc))
+            self._roll_retry_at = time.monotonic() + ROLL_RETRY_S
             return
+        self._storage_ok("roll")
         self._last_roll = time.monotonic()
         for runner in self.runners.values():
             runner.substantive_rows = False
@@ -339,8 +368,8 @@ class Agent:
             self.notifier.watchdog()
 
     def _summary(self) -> str:
-        if self._storage_error:
-            return f"recording stopped: {self._storage_error}"
+        for kind, message in self._storage_errors.items():
+            return f"{_STOPPED[kind]}: {message}"
         if self._paused:
             return "paused"
         rows = sum(r.stats.rows_today for r in self.runners.values())
@@ -367,11 +396,12 @@ class Agent:
             if pause
             else None,
             "storage_error": self._storage_error,
+            "storage_stopped": next((_STOPPED[k] for k in self._storage_errors), None),
             "workspaces": [_stats_json(asdict(r.stats)) for r in self.runners.values()]
             + [{"workspace": str(p), "error": e} for p, e in self.missing.items()],
         }
         try:
-            control.write_json_atomically(control.state_dir() / control.STATUS_FILE, payload)
+            control.write_status(control.state_dir() / control.STATUS_FILE, payload)
         except OSError as exc:
             log.debug("status not written: %s", exc)
 

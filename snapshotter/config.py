@@ -260,6 +260,8 @@ _RETENTION_KEYS = (
         "days of data kept; older days are deleted",
     ),
 )
+
+
 def _text(value: object) -> str:
     if not isinstance(value, str) or not value.strip():
         raise _Invalid("must be a non-empty string")
@@ -288,7 +290,9 @@ _LLM_KEYS = (
         "OpenAI-compatible endpoint (vLLM, llama.cpp, Ollama); unset: OpenAI's API",
     ),
     _Key("api_key", _text, '"..."', "API key; prefer $OPENAI_API_KEY, which wins"),
-    _Key("concurrency", _int_between(1, 256, "an integer from 1 to 256"), "8", "requests in flight"),
+    _Key(
+        "concurrency", _int_between(1, 256, "an integer from 1 to 256"), "8", "requests in flight"
+    ),
     _Key("timeout", _seconds, "120", "seconds before one request is abandoned"),
     _Key(
         "max_retries",

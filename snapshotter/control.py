@@ -14,10 +14,12 @@ lock, which guards a data directory:
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
 import re
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -35,21 +37,68 @@ def state_dir() -> Path:
     return default_state_dir()
 
 
-def write_json_atomically(path: Path, payload: dict[str, Any]) -> None:
+def write_json_atomically(path: Path, payload: dict[str, Any], *, padded: bool = False) -> None:
     ensure_private_dir(path.parent)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE_MODE)
-    with os.fdopen(fd, "w") as f:
-        json.dump(payload, f, indent=1, sort_keys=True, default=str)
-    os.replace(tmp, path)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE_MODE)
+        with os.fdopen(fd, "w") as f:
+            text = json.dumps(payload, indent=1, sort_keys=True, default=str)
+            f.write(_pad(text) if padded else text)
+        os.replace(tmp, path)
+    except OSError:
+        # a half-written temporary on a full disk would only take more of it
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+
+
+def write_status(path: Path, payload: dict[str, Any]) -> None:
+    """``status.json``: atomically, or in place when the disk is too full for a new file.
+
+    A full disk is exactly when ``snapshotter status`` must still tell the
+    truth.  The file is padded to whole blocks with spaces (valid JSON), so
+    rewriting it in place reuses blocks it already owns; a reader that races
+    the rewrite retries (see :func:`read_json`).
+    """
+    try:
+        write_json_atomically(path, payload, padded=True)
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        text = json.dumps(payload, indent=1, sort_keys=True, default=str).encode()
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            size = os.fstat(fd).st_size
+            if len(text) > size:
+                raise
+            os.pwrite(fd, text + b" " * (size - len(text)), 0)
+        finally:
+            os.close(fd)
+
+
+# status.json rewritten in place must fit in the blocks it owns: keep this much spare
+_STATUS_BLOCK = 4096
+
+
+def _pad(text: str) -> str:
+    size = (len(text.encode()) // _STATUS_BLOCK + 2) * _STATUS_BLOCK
+    return text + " " * (size - len(text.encode()) - 1) + "\n"
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
+    for attempt in range(3):
+        try:
+            data = json.loads(path.read_text())
+        except OSError:
+            return None
+        except ValueError:
+            # caught mid-way through an in-place rewrite (see write_status): read again
+            if attempt < 2:
+                time.sleep(0.05)
+            continue
+        return data if isinstance(data, dict) else None
+    return None
 
 
 # pause ----------------------------------------------------------------------

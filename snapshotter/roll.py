@@ -19,10 +19,12 @@ file at once and a sweep never removes a live temporary.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import re
 import secrets
+import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -35,7 +37,7 @@ import pyarrow.parquet as pq
 from schemas.v1 import BLOBS, SNAPSHOTS
 from snapshotter.errors import StorageError
 from snapshotter.paths import PRIVATE_FILE_MODE, blobs_dir, snapshots_dir, spool_dir
-from snapshotter.spool import RollKind, Spool, fsync_dir, make_private_dirs
+from snapshotter.spool import RollKind, Spool, disk_full_injected, fsync_dir, make_private_dirs
 
 LOCK_FILE = "roll.lock"
 # A row group is written once this much content is buffered: large enough for
@@ -46,6 +48,10 @@ ROW_GROUP_ROWS = 100_000
 _UNSAFE_HOST = re.compile(r"[^A-Za-z0-9._-]")
 # ".<final name>.<16 hex>.tmp": hidden, and no reader's "*.parquet" glob matches it.
 _TEMPORARY = re.compile(r"^\..+\.parquet\.[0-9a-f]{16}\.tmp$")
+
+# Test hook: seconds to sleep between a temporary's fsync and its rename, so a
+# test can kill a roll at that instant (tests/test_kill_loop.py).  Unset: no pause.
+ROLL_PAUSE_ENV = "REDGREEN_TEST_ROLL_PAUSE"
 
 _Items = Iterator[tuple[dict[str, Any], int]]
 
@@ -149,6 +155,8 @@ def write_parquet(
     temporary = final.with_name(f".{final.name}.{secrets.token_hex(8)}.tmp")
     written = 0
     try:
+        if disk_full_injected():
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         fd = os.open(
             temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, PRIVATE_FILE_MODE
         )
@@ -172,6 +180,7 @@ def write_parquet(
                 writer.close()
             file.flush()
             os.fsync(fd)
+        _test_pause(ROLL_PAUSE_ENV)
         os.replace(temporary, final)
     except OSError as exc:
         with suppress(OSError):
@@ -205,6 +214,12 @@ def roll_lock(data_dir: Path) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
+
+
+def _test_pause(variable: str) -> None:
+    seconds = os.environ.get(variable)
+    if seconds:
+        time.sleep(float(seconds))
 
 
 def _reason(exc: OSError) -> str:

@@ -122,6 +122,8 @@ class WorkspaceRunner:
         # rows appended since the agent's last roll: the size trigger, counted
         # here so a tick never has to count the spool
         self.rows_since_roll = 0
+        # appends that succeeded: the agent learns from it that storage works again
+        self.appends = 0
 
     # life cycle -------------------------------------------------------------
 
@@ -287,6 +289,7 @@ class WorkspaceRunner:
             ts=last["ts"],
         )
         self.spool.append(rows, needed, [memory])
+        self.appends += 1
         self.rows_since_roll += len(rows)
         if any(r["reason"] != "heartbeat" for r in rows):
             self.substantive_rows = True

@@ -366,6 +366,8 @@ class Spool:
     def _transaction(self, action: str) -> Iterator[None]:
         with self._lock:
             try:
+                if disk_full_injected():
+                    raise sqlite3.OperationalError("database or disk is full")
                 self._conn.execute("BEGIN IMMEDIATE")
                 try:
                     yield
@@ -384,6 +386,17 @@ class Spool:
                 yield
             except sqlite3.Error as exc:
                 raise StorageError(f"cannot read spool {self.path}: {_reason(exc)}") from exc
+
+
+# Test hook: while the file this names exists, every spool write and every
+# Parquet file fails as on a full disk.  tests/test_full_disk.py uses it only
+# where it cannot mount a small file system to fill for real.
+DISK_FULL_ENV = "REDGREEN_TEST_DISK_FULL"
+
+
+def disk_full_injected() -> bool:
+    flag = os.environ.get(DISK_FULL_ENV)
+    return flag is not None and os.path.exists(flag)
 
 
 def make_private_dirs(root: Path, *parts: str) -> Path:

@@ -111,7 +111,8 @@ def render_status(report: dict[str, Any]) -> str:
         until = report.get("paused_until")
         lines.append(f"recording paused until {'you resume' if until == 'resume' else until}")
     if report.get("storage_error"):
-        lines.append(f"recording stopped: {report['storage_error']}")
+        stopped = report.get("storage_stopped") or "recording stopped"
+        lines.append(f"{stopped}: {report['storage_error']}")
     if report.get("config_error"):
         lines.append(f"config: {report['config_error']}")
     if report.get("data_dir"):

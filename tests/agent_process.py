@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -70,3 +72,37 @@ def recorded(data_dir: Path, where: str = "true") -> list[dict[str, Any]]:
             where {where} order by ts, snapshot_id"""
     )
     return [dict(zip(rel.columns, values, strict=True)) for values in rel.fetchall()]
+
+
+def spooled(data_dir: Path) -> list[dict[str, Any]]:
+    """The rows waiting in the spool, read through a read-only connection.
+
+    What a killed agent acknowledged: an append that returned is in here (or,
+    once rolled, in Parquet), whatever instant the kill came at.
+    """
+    path = data_dir / "spool" / "spool.sqlite3"
+    if not path.exists():
+        return []
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30.0)
+    try:
+        rows = conn.execute("SELECT data FROM rows ORDER BY seq").fetchall()
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc):
+            return []  # caught between the file's creation and the spool's first schema step
+        raise
+    finally:
+        conn.close()
+    return [json.loads(data) for (data,) in rows]
+
+
+def parquet_snapshot_ids(data_dir: Path) -> list[str]:
+    """Every snapshot_id in the rolled Parquet files, read file by file with DuckDB."""
+    ids: list[str] = []
+    connection = duckdb.connect()
+    try:
+        for path in sorted((data_dir / "snapshots").glob("*/*/*.parquet")):
+            rel = connection.sql(f"select snapshot_id from read_parquet('{path}')")
+            ids += [row[0] for row in rel.fetchall()]
+    finally:
+        connection.close()
+    return ids
