@@ -13,7 +13,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from tests.agent_process import SNAPSHOTTER, AgentProcess, flush, recorded, wait_for
+from tests.agent_process import SNAPSHOTTER, AgentProcess, flush, recorded, spooled, wait_for
 from tests.repos import Repo
 
 PY = shlex.quote(sys.executable)
@@ -73,17 +73,18 @@ def test_agent_records_states_and_their_builds(repo: Repo, data_dir: Path, tmp_p
 
 def test_kill_9_loses_nothing_recorded(repo: Repo, data_dir: Path, tmp_path: Path) -> None:
     agent = start(repo, data_dir, tmp_path)
-    seen: list[str] = []
     try:
         for i in range(3):
             repo.write("app.py", f"VALUE = {i + 10}\n")
-            time.sleep(1.2)
-        # everything so far is in the spool (not yet rolled): kill the agent hard
-        wait_for(
-            lambda: b"rows" in subprocess.run([SNAPSHOTTER, "status"], capture_output=True).stdout
-        )
+            # recorded = acknowledged: the row is in the spool (not yet rolled)
+            wait_for(
+                lambda i=i: any(
+                    f"+VALUE = {i + 10}" in (row.get("diff") or "") for row in spooled(data_dir)
+                ),
+                what=f"state {i} in the spool",
+            )
     finally:
-        agent.kill()
+        agent.kill()  # everything so far is in the spool only: kill the agent hard
     agent = start(repo, data_dir, tmp_path)
     try:
         repo.write("app.py", "VALUE = 99\n")
@@ -98,7 +99,7 @@ def test_kill_9_loses_nothing_recorded(repo: Repo, data_dir: Path, tmp_path: Pat
     rows = recorded(data_dir)
     seen = [r["diff"] for r in rows]
     for i in range(3):
-        assert any(f"+VALUE = {i + 10}" in d for d in seen), f"state {i} lost"
+        assert any(f"+VALUE = {i + 10}" in (d or "") for d in seen), f"state {i} lost"
     assert len({r["snapshot_id"] for r in rows}) == len(rows), "a row was duplicated"
     assert [r["reason"] for r in rows].count("start") == 2
     for path in data_dir.rglob("*.parquet"):

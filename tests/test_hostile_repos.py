@@ -206,6 +206,11 @@ def _capture_as_nobody(root: Path) -> dict[str, Any]:
         code = 1
         try:
             os.close(read_end)
+            # Mercurial is opened as root: it reads its own defaultrc from the
+            # installed package, which may sit under a root-only folder (git, a
+            # system binary, refuses a repository root does not own); the capture,
+            # every read of the working copy, runs as nobody
+            backend = open_backend(root) if (root / ".hg").is_dir() else None
             os.setgroups([])
             os.setgid(NOBODY)
             os.setuid(NOBODY)
@@ -219,8 +224,7 @@ def _capture_as_nobody(root: Path) -> dict[str, Any]:
 
             logging.getLogger("snapshotter").addHandler(Keep())
             try:
-                backend = open_backend(root)
-                state = capture(backend, CaptureSettings())
+                state = capture(backend or open_backend(root), CaptureSettings())
                 result: dict[str, Any] = {
                     "uid": os.getuid(),
                     "files": {f.path: f.status for f in state.files},
