@@ -230,6 +230,8 @@ def run_command(
             raise click.UsageError(
                 "--base-url needs a model: give --model, or set model in the [llm] section"
             )
+        if options is None and choice.dry_run is not None:
+            raise click.UsageError("--dry-run needs a model: without one nothing would be sent")
         stage = None
         if options is not None:
 

@@ -5,8 +5,9 @@ and a ``describe(episode)`` method; :data:`DESCRIBERS` maps a name to a
 factory, so choosing one is data, not an ``if`` chain.  The ``offline``
 describer is the embedded default: no network, only the diagnostics, the
 error text and the names of the files the fix touches, e.g. ``Fix the syntax
-error in calc.py``.  The LLM describer of a later issue registers beside it
-(its ``name`` is the model).
+error in calc.py``.  Every episode gets its description first; the LLM
+describer (:mod:`miner.llm`, asynchronous and batched, so not one of these)
+then describes the kept ones again when a model is configured.
 """
 
 from __future__ import annotations

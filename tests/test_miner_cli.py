@@ -76,6 +76,17 @@ def test_offline_contradicts_a_model(data: Path, tmp_path: Path, option: list[st
     assert not (out / "episodes.parquet").exists()
 
 
+def test_dry_run_without_a_model_is_refused(data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "o"
+    requests = tmp_path / "requests.jsonl"
+    code, output = invoke(
+        "run", "--data-dir", str(data), "--out", str(out), "--dry-run", str(requests)
+    )
+    assert code == 2
+    assert "--dry-run needs a model: without one nothing would be sent" in output
+    assert not out.exists() and not requests.exists()
+
+
 def test_describe_needs_a_model(data: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     assert invoke("run", "--data-dir", str(data), "--out", str(out))[0] == 0
