@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 import pyarrow.parquet as pq
@@ -27,6 +28,10 @@ from miner.prompt_filters import PromptLimits
 from miner.record import DESCRIBE_FAILED, Episode
 from schemas import v1
 from schemas.files import Checker
+
+if TYPE_CHECKING:  # imported for real only when a model is used: openai loads slowly
+    from miner.llm.client import LLMOptions, Usage
+    from miner.llm.describer import BatchSummary
 
 ProgressCallback = Callable[[Episode], None]
 
@@ -50,7 +55,7 @@ class DescribeReport:
 
 def describe_episodes(
     episodes: Sequence[Episode],
-    options: object,
+    options: LLMOptions,
     cache_dir: Path,
     *,
     select: Callable[[Episode], bool] = lambda e: e.kept,
@@ -59,16 +64,11 @@ def describe_episodes(
     on_done: ProgressCallback | None = None,
     on_start: Callable[[int], None] | None = None,
 ) -> tuple[list[Episode], DescribeReport]:
-    """``episodes`` with the selected ones (at most ``limit``) described by the model.
-
-    ``options`` is a :class:`miner.llm.client.LLMOptions` (typed loosely so
-    this module does not import ``openai`` before it must).
-    """
+    """``episodes`` with the selected ones (at most ``limit``) described by the model."""
     from miner.llm.cache import CACHE_FILE, AnswerCache
-    from miner.llm.client import LLMClient, LLMOptions
+    from miner.llm.client import LLMClient
     from miner.llm.describer import EpisodeDescriber, describe_batch
 
-    assert isinstance(options, LLMOptions)
     chosen = [i for i, e in enumerate(episodes) if select(e)]
     if limit is not None:
         chosen = chosen[:limit]
@@ -78,7 +78,7 @@ def describe_episodes(
     cache = AnswerCache(cache_dir / CACHE_FILE)
     try:
 
-        async def run() -> tuple[list[Episode], object, object]:
+        async def run() -> tuple[list[Episode], BatchSummary, Usage]:
             client = LLMClient(options, cache)
             try:
                 describer = EpisodeDescriber(client, limits)
@@ -95,10 +95,6 @@ def describe_episodes(
     merged = list(episodes)
     for index, episode in zip(chosen, described, strict=True):
         merged[index] = episode
-    from miner.llm.client import Usage
-    from miner.llm.describer import BatchSummary
-
-    assert isinstance(summary, BatchSummary) and isinstance(usage, Usage)
     report = DescribeReport(
         selected=len(chosen),
         described=summary.described,
@@ -131,7 +127,7 @@ def read_episodes(out_dir: Path) -> list[Episode]:
 
 def redescribe(
     out_dir: Path,
-    options: object,
+    options: LLMOptions,
     *,
     only_failed: bool = False,
     limit: int | None = None,
@@ -156,7 +152,7 @@ def redescribe(
         on_done=on_done,
         on_start=on_start,
     )
-    if getattr(options, "dry_run", None) is not None:
+    if options.dry_run is not None:
         return report  # a dry run changes nothing: the requests are in the dry-run file
     files = (write_episodes(out_dir, described), write_train(out_dir, described))
     return replace(report, files=files)

@@ -30,7 +30,7 @@ import textwrap
 import tomllib
 from collections.abc import Callable, Mapping
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -79,15 +79,13 @@ class LLMSettings:
 
     model: str | None = None
     base_url: str | None = None
-    api_key: str | None = None  # $OPENAI_API_KEY is preferred; never printed
+    # $OPENAI_API_KEY is preferred; kept out of repr, so out of logs and tracebacks
+    api_key: str | None = field(default=None, repr=False)
     concurrency: int = 8
     timeout: float = 120.0
     max_retries: int = 3
     max_tokens_total: int | None = None
     context_tokens: int = 6000
-
-    def __repr__(self) -> str:  # keep the key out of logs and tracebacks
-        return f"LLMSettings(model={self.model!r}, base_url={self.base_url!r}, ...)"
 
 
 @dataclass(frozen=True)

@@ -180,7 +180,8 @@ def write_parquet(
                 writer.close()
             file.flush()
             os.fsync(fd)
-        _test_pause(ROLL_PAUSE_ENV)
+        if pause := os.environ.get(ROLL_PAUSE_ENV):
+            time.sleep(float(pause))
         os.replace(temporary, final)
     except OSError as exc:
         with suppress(OSError):
@@ -214,12 +215,6 @@ def roll_lock(data_dir: Path) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
-
-
-def _test_pause(variable: str) -> None:
-    seconds = os.environ.get(variable)
-    if seconds:
-        time.sleep(float(seconds))
 
 
 def _reason(exc: OSError) -> str:

@@ -57,7 +57,7 @@ class DryRunStop(Exception):
 class LLMOptions:
     model: str
     base_url: str | None = None
-    api_key: str | None = None  # never printed or stored
+    api_key: str | None = field(default=None, repr=False)  # never printed or stored
     concurrency: int = 8
     timeout: float = 120.0
     max_retries: int = 3
@@ -65,9 +65,6 @@ class LLMOptions:
     context_tokens: int = 6000
     refresh: bool = False
     dry_run: Path | None = None
-
-    def __repr__(self) -> str:  # keep the key out of logs and tracebacks
-        return f"LLMOptions(model={self.model!r}, base_url={self.base_url!r}, ...)"
 
 
 @dataclass
