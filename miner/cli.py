@@ -356,3 +356,6 @@ def sql_command(
         raise click.ClickException(str(exc)) from exc
     if result is not None:
         click.echo(format_table(result), nl=False)
+
+
+# Commands that live in modules of their own, one line each.

@@ -43,6 +43,15 @@ DESCRIBE_FAILED = "failed"  # failure_reason says why; ``miner describe --only-f
 PROMPT_FILTERED = "prompt_filtered"  # every candidate failed a prompt filter
 NOT_SENT = "not_sent"  # --dry-run: the request was written to a file, not sent
 
+# verified values (``miner verify``); None: not verified
+REPRODUCED = "reproduced"  # red with the recorded error, and the fix turned it green
+NOT_RED = "not_red"  # the rebuilt red state did not fail with the recorded error
+NOT_GREEN = "not_green"  # the fix applied but the build stayed red
+DOES_NOT_APPLY = "does_not_apply"  # the fix diff did not apply to the red state
+NO_REPO = "no_repo"  # the base revision's repository is not on this machine
+# a verification that proved the fix wrong: such an episode leaves train.jsonl
+DISPROVED = frozenset({NOT_RED, NOT_GREEN, DOES_NOT_APPLY})
+
 
 @dataclass(frozen=True)
 class Episode:
@@ -83,11 +92,20 @@ class Episode:
     template_version: str | None = None
     llm_tokens_in: int = 0
     llm_tokens_out: int = 0
+    verified: str | None = None
+    verify_output: str | None = None
+    dup_group: str | None = None
 
     @property
     def usable(self) -> bool:
-        """Kept, described and with a prompt: a line of ``train.jsonl``."""
-        return self.kept and self.description_status == DESCRIBED and bool(self.prompt)
+        """Kept, described, with a prompt, and not disproved by verification: a line of
+        ``train.jsonl`` (an unverified episode, or one without its repository, stays)."""
+        return (
+            self.kept
+            and self.description_status == DESCRIBED
+            and bool(self.prompt)
+            and self.verified not in DISPROVED
+        )
 
     def to_row(self) -> dict[str, Any]:
         """The row of ``episodes.parquet`` (schema ``schemas.v1.EPISODES``)."""

@@ -10,6 +10,9 @@ older file simply lacks the column and reads it as NULL):
 
 - ``episodes.error_count`` (int32, the last field): how many distinct errors
   (distinct error fingerprints) the episode's red builds reported.
+- the LLM describer's columns (``description_status`` to ``llm_tokens_out``).
+- ``episodes.verified`` and ``verify_output``: the outcome of ``miner verify``.
+- ``episodes.dup_group``: the near-duplicate group of dataset hygiene.
 """
 
 from __future__ import annotations
@@ -138,5 +141,13 @@ EPISODES = pa.schema(
         pa.field("template_version", pa.string()),
         pa.field("llm_tokens_in", pa.int64()),
         pa.field("llm_tokens_out", pa.int64()),
+        # additive, replay verification (``miner verify``): reproduced, not_red,
+        # not_green, does_not_apply, no_repo (null: not verified), and the
+        # verification builds' output
+        pa.field("verified", pa.string()),
+        pa.field("verify_output", pa.large_string()),
+        # additive, dataset hygiene: the near-duplicate group (error fingerprint and
+        # normalised fix); one episode of a group is kept, the others fail ``duplicate``
+        pa.field("dup_group", pa.string()),
     ]
 )
