@@ -15,6 +15,9 @@ dropped connections with backoff, honouring ``Retry-After``):
 Failures come out as :class:`RequestFailed` with a short ``reason`` that the
 episode records (``rate_limited``, ``server_error``, ``connection``,
 ``timeout``, ``bad_request``, ``bad_json``, ``too_long``, ``budget``).
+
+:meth:`LLMClient.ask_text` asks for a plain-text answer (``miner eval`` wants a
+diff, not JSON) with the same cache, limits, budget and dry run.
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ T = TypeVar("T")
 FORMATS = ("json_schema", "json_object", "text")
 # tokens a stage may answer with: a description is a few sentences
 MAX_ANSWER_TOKENS = 1024
+# tokens a plain-text answer may take (ask_text): a diff of a focused fix, with some prose
+MAX_TEXT_TOKENS = 4096
 # words of the errors servers give for a response format they do not support
 _FORMAT_WORDS = ("response_format", "response format", "json_schema", "schema", "grammar")
 
@@ -196,6 +201,57 @@ class LLMClient:
         )
         return Answer(value, tokens_in, tokens_out, cached=False)
 
+    async def ask_text(
+        self,
+        messages: list[dict[str, str]],
+        cache_version: str,
+        max_tokens: int = MAX_TEXT_TOKENS,
+    ) -> Answer:
+        """``messages`` answered in plain text (cache first); ``value`` is the reply.
+
+        ``cache_version`` names the request's shape (the caller's prompt version) and is
+        part of the cache key with the messages.  A reply cut at ``max_tokens`` is a
+        :class:`RequestFailed` (``too_long``), like an empty one (``empty``).
+        """
+        key = cache_key(self.options.model, cache_version, f"text:{max_tokens}", messages)
+        if not self.options.refresh and (hit := self.cache.get(key)) is not None:
+            self.usage.cache_hits += 1
+            return Answer(hit.content, hit.tokens_in, hit.tokens_out, cached=True)
+        if self._dry_run is not None:
+            self._write_request({"template": cache_version, "messages": messages})
+            raise DryRunStop
+        try:
+            async with self._slots:
+                if not self.budget_left():  # checked in the slot, as _complete does
+                    raise RequestFailed(
+                        "budget", "the run's token budget (--max-tokens-total) is spent"
+                    )
+                self.usage.requests += 1
+                response = await self._client.chat.completions.create(
+                    model=self.options.model,
+                    messages=messages,  # type: ignore[arg-type]
+                    max_tokens=max_tokens,
+                    temperature=0,
+                    seed=0,
+                )
+        except openai.OpenAIError as exc:
+            raise _failure(exc) from exc
+        usage = response.usage
+        tokens_in = usage.prompt_tokens if usage else 0
+        tokens_out = usage.completion_tokens if usage else 0
+        self.usage.tokens_in += tokens_in
+        self.usage.tokens_out += tokens_out
+        choice = response.choices[0] if response.choices else None
+        content = choice.message.content if choice else None
+        if choice is not None and choice.finish_reason == "length":
+            raise RequestFailed("too_long", f"the answer passed {max_tokens} tokens")
+        if not content:
+            raise RequestFailed("empty", "the answer was empty")
+        self.cache.put(
+            key, self.options.model, cache_version, CachedAnswer(content, tokens_in, tokens_out)
+        )
+        return Answer(content, tokens_in, tokens_out, cached=False)
+
     async def _complete(
         self, messages: list[dict[str, str]], schema_name: str, schema: dict[str, Any]
     ) -> tuple[str, int, int]:
@@ -283,5 +339,12 @@ class LLMClient:
             "messages": messages,
             **self._format_arguments(0, schema_name, schema),
         }
+        self._dry_run.write(json.dumps(request, ensure_ascii=False) + "\n")
+        self._dry_run.flush()
+
+    def _write_request(self, fields: dict[str, Any]) -> None:
+        """One plain-text request in the dry-run file."""
+        assert self._dry_run is not None
+        request = {"model": self.options.model, "base_url": self.options.base_url, **fields}
         self._dry_run.write(json.dumps(request, ensure_ascii=False) + "\n")
         self._dry_run.flush()
