@@ -23,6 +23,12 @@ split come later, from other stages.
 A fix that cannot be rebuilt (a blob or a base change missing from the
 dataset) fails the ``unrebuildable`` filter; a break that cannot be rebuilt
 costs only ``break_diff``.
+
+Files that are never part of a fix (``MinerSettings.fix_exclude``: lock files,
+vendored trees) are removed from the rebuilt fix before anything reads it, so
+``fix_diff``, ``fix_lines``, ``fix_files``, ``context`` and the filters never see
+them; the revert check alone looks at the whole fix, since it asks what the
+states are.  ``break_diff`` is kept whole: it records what broke.
 """
 
 from __future__ import annotations
@@ -87,6 +93,15 @@ def _text(content: bytes | None) -> str | None:
     if content is None or is_binary(content):
         return None
     return content.decode("utf-8", errors="replace")
+
+
+def without_excluded(fix: StateDiff, settings: MinerSettings) -> tuple[StateDiff, tuple[str, ...]]:
+    """``fix`` without the files ``settings.fix_exclude`` names, and those files."""
+    excluded = tuple(path for path in fix.paths if settings.excluded_from_fix(path))
+    if not excluded:
+        return fix, ()
+    kept = tuple(change for change in fix.changes if change.path not in excluded)
+    return StateDiff(kept), excluded
 
 
 def _context(
@@ -204,16 +219,20 @@ def finish(
     error = build.output if build else None
     diagnostics = build.diagnostics if build else ()
     rebuilt_fix = _diff(plan.fix, contents)
-    fix = rebuilt_fix or StateDiff(())
+    whole_fix = rebuilt_fix or StateDiff(())
     breakage = _diff(plan.breakage, contents) or StateDiff(())
     # a revert leaves G1 equal to G0 on every path the break or the fix touched
-    touched = set(fix.paths) | set(breakage.paths)
+    touched = set(whole_fix.paths) | set(breakage.paths)
     reverts = plan.round_trip is not None and not touched & set(plan.round_trip)
+    fix, excluded = without_excluded(whole_fix, settings)
     red_state_id = red.state.state_id
     named = [
         (path, contents.get(ref.blob) if ref.available and ref.blob else None)
         for path in plan.error_paths
         if (ref := plan.error_refs.get(path)) is not None
+    ]
+    in_context = [
+        (path, content) for path, content in named if not settings.excluded_from_fix(path)
     ]
     evidence = Evidence(
         fix=fix,
@@ -225,6 +244,7 @@ def finish(
         red_diagnostics=diagnostics,
         green_diagnostics=plan.green.build.diagnostics if plan.green.build else (),
         error_files={path: None for path in plan.error_paths} | dict(named),
+        excluded=excluded,
     )
     filters = failed_filters(evidence, settings)
     return Episode(
@@ -248,7 +268,7 @@ def finish(
         fix_lines=fix.added + fix.removed,
         fix_files=len(fix.changes),
         break_diff=breakage.text,
-        context=_context(fix, named, settings.max_context_bytes),
+        context=_context(fix, in_context, settings.max_context_bytes),
         filters=filters,
         kept=is_kept(filters),
         fix_paths=tuple(fix.paths),

@@ -23,6 +23,7 @@ from miner.describe import get_describer
 from miner.describe_stage import DescribeReport, describe_episodes, redescribe
 from miner.query import format_table, run_query
 from miner.record import Episode
+from miner.settings import DEFAULT_FIX_EXCLUDES, SPLIT_BY_TIME, SPLIT_MODES, MinerSettings
 from schemas.files import Skipped
 from schemas.views import dataset_views
 from snapshotter.cli_common import config_option
@@ -206,9 +207,36 @@ def _echo_report(report: DescribeReport, dry_run: Path | None) -> None:
     "--offline", is_flag=True, help="Use the offline describer even if a model is configured."
 )
 @strict_option
+@click.option(
+    "--split-by",
+    type=click.Choice(SPLIT_MODES),
+    default=SPLIT_BY_TIME,
+    show_default=True,
+    help="Hold out each host's latest episodes (time) or whole developers (developer) as test.",
+)
+@click.option(
+    "--fix-exclude",
+    "fix_exclude",
+    multiple=True,
+    metavar="GLOB",
+    help="Leave files matching GLOB out of every fix; repeatable, added to the default lock"
+    " files and vendored trees. DIR/ matches a directory anywhere.",
+)
+@click.option(
+    "--no-default-fix-exclude",
+    is_flag=True,
+    help="Keep lock files and vendored trees in fixes: only --fix-exclude globs are left out.",
+)
 @llm_options
 def run_command(
-    data_dir: Path | None, out_dir: Path, offline: bool, strict: bool, **llm: Any
+    data_dir: Path | None,
+    out_dir: Path,
+    offline: bool,
+    strict: bool,
+    split_by: str,
+    fix_exclude: tuple[str, ...],
+    no_default_fix_exclude: bool,
+    **llm: Any,
 ) -> None:
     """Find episodes, rebuild their fixes, filter and describe them, write the results.
 
@@ -218,11 +246,17 @@ def run_command(
     through any OpenAI-compatible server; without a model, or with
     --offline, the offline describer runs and nothing is sent anywhere.
     A dataset file that cannot be read is named on stderr and skipped
-    (--strict: the run fails instead).
+    (--strict: the run fails instead).  Lock files and vendored trees are
+    left out of fixes; near-duplicate episodes are kept once; no
+    near-duplicate group is split between train and test.
     """
     choice = LLMChoice(**llm)
     progress = Progress()
     try:
+        defaults = () if no_default_fix_exclude else DEFAULT_FIX_EXCLUDES
+        settings = MinerSettings(
+            split_by=split_by, fix_exclude=tuple(dict.fromkeys((*defaults, *fix_exclude)))
+        )
         if offline and (choice.model or choice.base_url):
             raise click.UsageError("--offline cannot be used with --model or --base-url")
         options = None if offline else choice.options()
@@ -246,6 +280,7 @@ def run_command(
         summary = pipeline.run(
             _data_dir(data_dir),
             out_dir,
+            settings=settings,
             describer=get_describer("offline"),
             llm_stage=stage,
             write=choice.dry_run is None or options is None,
@@ -359,3 +394,15 @@ def sql_command(
 
 
 # Commands that live in modules of their own, one line each.
+from miner.cli_stats import stats_command  # noqa: E402
+
+cli.add_command(stats_command)
+from miner.cli_report import report_command  # noqa: E402
+
+cli.add_command(report_command)
+from miner.cli_eval import eval_command  # noqa: E402
+
+cli.add_command(eval_command)
+from miner.cli_verify import verify_command  # noqa: E402
+
+cli.add_command(verify_command)

@@ -3,8 +3,10 @@
     open dataset (views) -> detect episodes (SQL) -> load their rows and the
     base rows -> plan each (resolve states) -> per batch: find the base content
     of the files the errors name, the red builds of each episode, then the
-    blobs, each in one query -> finish each (diff, context, error count,
-    filters) -> describe -> split -> episodes.parquet + train.jsonl
+    blobs, each in one query -> finish each (diff without lock files and
+    vendored trees, context, error count, filters) -> describe -> sort ->
+    mark near-duplicates (across all episodes) -> split -> episodes.parquet +
+    train.jsonl
 
 Everything a run decides depends only on the dataset and the settings, so the
 same input gives the same ids and byte-identical files.
@@ -25,6 +27,7 @@ from miner.describe import Describer, OfflineDescriber
 from miner.describe_stage import DescribeReport
 from miner.episodes import detect
 from miner.errors import DatasetError
+from miner.hygiene import mark_duplicates
 from miner.output import prepare_out_dir, write_episodes, write_train
 from miner.record import DESCRIBED, Episode
 from miner.settings import MinerSettings
@@ -64,7 +67,7 @@ def _span(one: Plan) -> RedSpan:
 
 
 def mine_episodes(dataset: Dataset, settings: MinerSettings, describer: Describer) -> list[Episode]:
-    """Every episode of ``dataset``, assembled, described and split, in output order."""
+    """Every episode of ``dataset``: assembled, described, deduplicated, split; output order."""
     candidates = detect(dataset.con)
     wanted = {
         sid for c in candidates for sid in (c.green_before_id, c.first_red_id, c.red_id, c.green_id)
@@ -96,7 +99,9 @@ def mine_episodes(dataset: Dataset, settings: MinerSettings, describer: Describe
                 )
             )
     episodes.sort(key=_sort_key)
-    return assign_splits(episodes, settings.test_fraction)
+    # duplicates need every episode finished; the split needs their groups
+    episodes = mark_duplicates(episodes)
+    return assign_splits(episodes, settings.test_fraction, settings.split_by)
 
 
 def _mine(

@@ -24,7 +24,9 @@ def write_kept_episodes(data_dir: Path, count: int) -> Path:
             f'  File "{path}", line 1\n    def add{i}(a, b)\n                   ^\n'
             "SyntaxError: expected ':'\n",
         )
-        w.write(path, f"def add{i}(a, b):\n    return a + b + offset_{i}\n".encode())
+        # each fix its own shape (i's bits as operators): no two are near-duplicates
+        shape = "".join(" * 2" if bit == "1" else " - 1" for bit in f"{i:b}")
+        w.write(path, f"def add{i}(a, b):\n    return a + b + offset_{i}{shape}\n".encode())
         w.snapshot("green")
     ds.write(data_dir)
     return data_dir

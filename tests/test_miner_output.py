@@ -79,7 +79,8 @@ def dataset(episodes: int) -> SyntheticDataset:
         w.write("calc.py", BROKEN)
         w.write("notes.md", b"``` fence %d\n" % n)
         w.snapshot("red", "SyntaxError: expected ':'\n", exit_code=1)
-        w.write("calc.py", GOOD + b"# %d\n" % n)
+        # fixes of different shapes: the same fix again would be a near-duplicate
+        w.write("calc.py", GOOD + b"#" * (n + 1) + b"\n")
         w.write("notes.md", b"``` fence %d, fixed\n" % n)
         w.snapshot("green")
     return ds
