@@ -181,6 +181,10 @@ def test_jobs_two_gives_the_same_results(recorded: Recorded, tmp_path: Path) -> 
     verify_out_dir(recorded.data, single, jobs=1)
     verify_out_dir(recorded.data, double, jobs=2)
     assert verdicts(single) == verdicts(double) == [REPRODUCED, NOT_RED, REPRODUCED]
+    # the output names no scratch copy, so it is the same whichever worker built it
+    outputs = [[e.verify_output for e in read_episodes(out)] for out in (single, double)]
+    assert outputs[0] == outputs[1]
+    assert all("redgreen-verify-" not in (text or "") for text in outputs[0])
 
 
 def test_tampered_fixes(recorded: Recorded, tmp_path: Path) -> None:

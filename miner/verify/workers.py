@@ -90,7 +90,10 @@ def build_attempt(
     if outcome.status != "green":
         diagnostics = parse_diagnostics(output, cwd, failed=outcome.status == "red")
         fingerprint = error_fingerprint(output, diagnostics)
-    return Attempt(True, outcome.status, output, fingerprint)
+    # the scratch copy's own path says nothing and differs per worker and run:
+    # paths in the kept output read as the workspace's, relative to its root
+    shown = output.replace(f"{cwd}{os.sep}", "")
+    return Attempt(True, outcome.status, shown, fingerprint)
 
 
 class _Worker:
