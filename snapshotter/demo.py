@@ -10,7 +10,9 @@ a real build (byte-compile the program, then run it):
 4. green: the call is fixed.
 
 Then the miner finds the green -> red -> green episode and the demo prints
-its error, its fix diff and its prompt.
+its error, its fix diff and its prompt, and replays it as ``miner verify``
+does: the red state rebuilt in a scratch copy of the repository must fail with
+the recorded error, and the fix must turn it green.
 """
 
 from __future__ import annotations
@@ -139,3 +141,13 @@ def _mine_and_show(data: Path, out: Path, echo: Callable[[str], None]) -> None:
             echo(f"  {line}")
         filters = ", ".join(episode["filters"]) or "none"
         echo(f"filters: {filters}; split: {episode['split']}")
+    _verify_and_show(data, out, echo)
+
+
+def _verify_and_show(data: Path, out: Path, echo: Callable[[str], None]) -> None:
+    from miner.verify.verify import verify_out_dir
+
+    report = verify_out_dir(data, out, jobs=1)
+    outcomes = ", ".join(f"{name} {count}" for name, count in report.outcomes.items())
+    echo("")
+    echo(f"verified in a scratch copy of the repository: {outcomes or 'nothing to verify'}")

@@ -211,6 +211,7 @@ def test_demo_prints_the_mined_episode() -> None:
     out = done.stdout
     assert "step 1" in out and "build green" in out and "build red" in out
     assert "1 episode(s), 1 kept" in out
+    assert "verified in a scratch copy of the repository: reproduced 1" in out
     assert "prompt: Fix the syntax error in report.py" in out
     assert (
         '+    return f"n={len(values)} total={stats.total(values)} mean={stats.average(values)}"'
