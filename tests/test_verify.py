@@ -287,6 +287,10 @@ def test_missing_repo_then_a_moved_clone(repo: Repo, tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert verdicts(out) == [REPRODUCED]
 
+    # refreshed away from the repository again: the replay's verdict stands
+    verify_out_dir(data, out, refresh=True)
+    assert verdicts(out) == [REPRODUCED]
+
 
 def test_bad_input_is_one_clear_line(recorded: Recorded, tmp_path: Path) -> None:
     done = subprocess.run(

@@ -121,7 +121,8 @@ def verify_out_dir(
 ) -> VerifyReport:
     """``miner verify``: verify OUT's kept episodes and write its files again.
 
-    Only episodes not verified yet, unless ``refresh``; at most ``limit``.
+    Only episodes not verified yet, unless ``refresh``; at most ``limit``.  A
+    refreshed episode whose repository is gone keeps its earlier verdict.
     """
     began = time.monotonic()
     prepare_out_dir(out_dir)
@@ -138,6 +139,10 @@ def verify_out_dir(
         verdicts = verify_episodes(selected, states, pool, on_done)
     merged = list(episodes)
     for index, verdict in zip(chosen, verdicts, strict=True):
+        earlier = episodes[index].verified
+        if verdict.verified == NO_REPO and earlier not in (None, NO_REPO):
+            # a --refresh away from the repository proves nothing: keep the replay's verdict
+            continue
         merged[index] = replace(
             episodes[index], verified=verdict.verified, verify_output=verdict.output
         )
