@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import IO, Any, TypeVar
 
 import openai
+from openai.types.chat import ChatCompletion
 
 from miner.errors import MinerError
 from miner.llm.answers import AnswerError, AnswerTooLong
@@ -236,17 +237,7 @@ class LLMClient:
                 )
         except openai.OpenAIError as exc:
             raise _failure(exc) from exc
-        usage = response.usage
-        tokens_in = usage.prompt_tokens if usage else 0
-        tokens_out = usage.completion_tokens if usage else 0
-        self.usage.tokens_in += tokens_in
-        self.usage.tokens_out += tokens_out
-        choice = response.choices[0] if response.choices else None
-        content = choice.message.content if choice else None
-        if choice is not None and choice.finish_reason == "length":
-            raise RequestFailed("too_long", f"the answer passed {max_tokens} tokens")
-        if not content:
-            raise RequestFailed("empty", "the answer was empty")
+        content, tokens_in, tokens_out = self._read(response, max_tokens, empty="empty")
         self.cache.put(
             key, self.options.model, cache_version, CachedAnswer(content, tokens_in, tokens_out)
         )
@@ -286,18 +277,22 @@ class LLMClient:
                 raise _failure(exc) from exc
             except openai.OpenAIError as exc:
                 raise _failure(exc) from exc
-            usage = response.usage
-            tokens_in = usage.prompt_tokens if usage else 0
-            tokens_out = usage.completion_tokens if usage else 0
-            self.usage.tokens_in += tokens_in
-            self.usage.tokens_out += tokens_out
-            choice = response.choices[0] if response.choices else None
-            content = choice.message.content if choice else None
-            if choice is not None and choice.finish_reason == "length":
-                raise RequestFailed("too_long", f"the answer passed {MAX_ANSWER_TOKENS} tokens")
-            if not content:
-                raise RequestFailed("bad_json", "the answer was empty")
-            return content, tokens_in, tokens_out
+            return self._read(response, MAX_ANSWER_TOKENS, empty="bad_json")
+
+    def _read(self, response: ChatCompletion, max_tokens: int, empty: str) -> tuple[str, int, int]:
+        """The answer of ``response`` and its tokens, counted; a cut or empty one fails."""
+        usage = response.usage
+        tokens_in = usage.prompt_tokens if usage else 0
+        tokens_out = usage.completion_tokens if usage else 0
+        self.usage.tokens_in += tokens_in
+        self.usage.tokens_out += tokens_out
+        choice = response.choices[0] if response.choices else None
+        content: str | None = choice.message.content if choice else None
+        if choice is not None and choice.finish_reason == "length":
+            raise RequestFailed("too_long", f"the answer passed {max_tokens} tokens")
+        if not content:
+            raise RequestFailed(empty, "the answer was empty")
+        return content, tokens_in, tokens_out
 
     @staticmethod
     def _with_format(
