@@ -52,7 +52,9 @@ from miner.states import StateDiff
 # The red build failed for a reason outside the code: the runner, the machine.
 _NOT_CODE_OUTPUT = re.compile(
     r"\btimed?[ -]?out\b|command not found|\bnot found: \S+|out of memory|\bkilled\b"
-    r"|MemoryError|Cannot allocate memory|No space left on device",
+    r"|MemoryError|Cannot allocate memory|No space left on device"
+    # a child killed by the OOM killer, as dune, rustc and others word it
+    r"|\bsignal:? (?:9, )?(?:SIG)?KILL\b",
     re.IGNORECASE,
 )
 # 126 cannot execute, 127 not found, 137 = 128 + SIGKILL; -9 is SIGKILL as Python reports it
