@@ -75,7 +75,7 @@ def llm_options(command: F) -> F:
     """The options of the LLM describer, shared by ``run`` and ``describe``."""
     for option in reversed(
         [
-            click.option("--model", default=None, help="Model that describes episodes."),
+            click.option("--model", default=None, help="Model to ask, by its name on the server."),
             click.option(
                 "--base-url", default=None, help="OpenAI-compatible endpoint (default: OpenAI's)."
             ),
