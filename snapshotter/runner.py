@@ -41,6 +41,10 @@ log = logging.getLogger(__name__)
 
 # how many parent directories of new paths are checked against the ignore rules per tick
 IGNORE_LOOKUPS_PER_TICK = 256
+# Blobs of rows that could not be appended (a full disk) are kept for the next append,
+# so the ticks while the disk stays full stay incremental.  Past this many bytes they
+# are dropped and the next successful tick reads the whole working copy instead.
+UNSAVED_BLOBS_MAX = 64 * 1024 * 1024
 
 
 def _now() -> datetime:
@@ -108,6 +112,10 @@ class WorkspaceRunner:
         self._last_row_at = 0.0
         self._last_full_at = 0.0
         self._full_needed = True
+        # blobs no append has stored yet (it failed): offered again with the next rows
+        self._unsaved_blobs: dict[str, bytes] = {}
+        # ticks that read the whole working copy (start, overflow, base change, rescan)
+        self.full_captures = 0
         self._latest_build: dict[str, Any] | None = None
         self._adopted_state: str | None = None  # built and recorded by `snapshotter build`
         self._build: _Build | None = None
@@ -154,7 +162,8 @@ class WorkspaceRunner:
         if record_stop and self.state is not None and self.backend is not None:
             try:
                 self._append(
-                    [state_row(self.state, self.identity, "stop", self._latest_build, _now())]
+                    [state_row(self.state, self.identity, "stop", self._latest_build, _now())],
+                    dict(self._unsaved_blobs),
                 )
             except RedgreenError as exc:
                 log.warning("%s: stop row not recorded: %s", self.stats.workspace, exc)
@@ -203,7 +212,9 @@ class WorkspaceRunner:
         )
         build_due = self._build_due is not None and now >= self._build_due
         heartbeat_due = now - self._last_row_at >= self.settings.heartbeat
-        if not (full or pending.paths or pending.base_changed or finished or build_due):
+        # unsaved blobs: the current state is not recorded yet, so no heartbeat stands for it
+        quiet = not (pending.paths or pending.base_changed or finished or build_due)
+        if not full and quiet and not self._unsaved_blobs:
             if heartbeat_due and self.state is not None:
                 self._append(
                     [state_row(self.state, self.identity, "heartbeat", self._latest_build, _now())]
@@ -214,6 +225,7 @@ class WorkspaceRunner:
         if full:
             state = capture(backend, self.capture_settings)
             self._last_full_at, self._full_needed = now, False
+            self.full_captures += 1
         else:
             assert previous is not None
             paths = self._drop_ignored(backend, pending.paths)
@@ -222,11 +234,12 @@ class WorkspaceRunner:
                 # the base moved: everything may differ, read it all
                 state = capture(backend, self.capture_settings)
                 self._last_full_at = now
+                self.full_captures += 1
         self.state = state
         changed = previous is None or previous.state_id != state.state_id
 
         rows: list[dict[str, Any]] = []
-        blobs: dict[str, bytes] = {}
+        blobs: dict[str, bytes] = dict(self._unsaved_blobs)
         if finished is not None:
             rows += self._finish_build(finished, state)
         if self._recorded_base is not None and self._recorded_base != state.base_rev:
@@ -260,12 +273,21 @@ class WorkspaceRunner:
             try:
                 self._append(rows, blobs, state)
             except RedgreenError:
-                self._full_needed = True  # next time, every blob again
+                self._keep_unsaved(blobs)
                 raise
+            self._unsaved_blobs = {}
         self._started = True
         self.stats.state_id, self.stats.files_changed = state.state_id, len(state.files)
         self.stats.build_status = self._status_of(state)
         self._schedule_build(state, changed, now)
+
+    def _keep_unsaved(self, blobs: dict[str, bytes]) -> None:
+        """Keep the blobs a failed append did not store, for the next one (bounded)."""
+        if sum(len(content) for content in blobs.values()) <= UNSAVED_BLOBS_MAX:
+            self._unsaved_blobs = blobs
+        else:
+            self._unsaved_blobs = {}
+            self._full_needed = True  # too much to hold: the next tick reads every blob again
 
     # rows -------------------------------------------------------------------
 

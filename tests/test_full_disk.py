@@ -19,11 +19,18 @@ import sqlite3
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from miner.dataset import Dataset
+from snapshotter.capture import CaptureSettings
+from snapshotter.config import AgentSettings, WorkspaceConfig
+from snapshotter.errors import StorageError
+from snapshotter.record import Identity
+from snapshotter.runner import WorkspaceRunner
+from snapshotter.spool import Spool
 from tests.agent_process import SNAPSHOTTER, AgentProcess, recorded, spooled, wait_for
 from tests.repos import Repo
 
@@ -242,3 +249,77 @@ def test_a_failing_roll_is_one_line_while_the_spool_still_records(tmp_path: Path
     assert "recording resumed" in agent.output()
     diffs = "\n".join(r["diff"] or "" for r in recorded(data))
     assert all(f"+edit {i}" in diffs for i in range(5))
+
+
+def test_ticks_on_a_full_disk_stay_incremental_and_lose_no_blob(
+    small_disk: SmallDisk, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While the disk is full, no tick reads the whole working copy again.
+
+    A failed append used to make every following tick a full capture (about
+    1 s of CPU on 100,000 files) for as long as the disk stayed full.  The
+    runner now keeps the blobs the failed append did not store and offers them
+    with the next rows, so the data written once space returns still holds the
+    content of every file written meanwhile.
+    """
+    for name, value in small_disk.env.items():
+        monkeypatch.setenv(name, value)
+    data = small_disk.root / "data"
+    repo = Repo("git", tmp_path / "ws")
+    repo.write("notes.txt", "start\n")
+    repo.commit("notes")
+    spool = Spool.open(data)
+    runner = WorkspaceRunner(
+        WorkspaceConfig(path=repo.path),
+        AgentSettings(debounce=3600.0),  # no build: only capture and append matter
+        CaptureSettings(),
+        spool,
+        Identity(host="full-disk-host", user="me"),
+    )
+    runner.open()
+
+    def tick_until(seen: Callable[[], bool]) -> None:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with contextlib.suppress(StorageError):
+                runner.tick()
+            if seen():
+                return
+            time.sleep(0.05)
+        raise AssertionError("the runner never saw the change")
+
+    def has(name: str) -> Callable[[], bool]:
+        return lambda: runner.state is not None and any(f.path == name for f in runner.state.files)
+
+    try:
+        runner.tick()  # the start row
+        repo.write("notes.txt", "before\n")
+        tick_until(lambda: runner.appends >= 2)
+        fulls = runner.full_captures
+
+        small_disk.fill()
+        contents = {f"during-{i}.txt": os.urandom(8 * 1024).hex() for i in range(5)}
+        for name, text in contents.items():
+            repo.write(name, text)
+            tick_until(has(name))
+        for _ in range(5):  # quiet ticks, still full: each retries the append
+            with contextlib.suppress(StorageError):
+                runner.tick()
+        appends = runner.appends
+        assert runner.full_captures == fulls  # every tick stayed incremental
+
+        small_disk.free()
+        tick_until(lambda: runner.appends > appends)
+        assert runner.full_captures == fulls
+    finally:
+        runner.close()
+        spool.close()
+    done = subprocess.run(
+        [SNAPSHOTTER, "flush", "--data-dir", str(data)], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    with Dataset(data) as dataset:
+        last = recorded(data)[-1]
+        blobs = {f["path"]: f["blob"] for f in last["files"]}
+        stored = dataset.contents(blobs[name] for name in contents)
+    assert {stored[blobs[name]].decode() for name in contents} == set(contents.values())
