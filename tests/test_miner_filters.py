@@ -169,7 +169,7 @@ def test_fix_that_goes_beyond_the_break_is_no_revert(tmp_path: Path) -> None:
         ("Traceback (most recent call last):\nMemoryError\n", 1),
         ("Killed\n", 1),
         # dune and OCaml report an OOM kill of a child this way, and exit 1
-        ("File \"lib/dune\", line 1:\nCommand got signal KILL.\n", 1),
+        ('File "lib/dune", line 1:\nCommand got signal KILL.\n', 1),
         ("clang: error: unable to execute command: Killed: signal SIGKILL\n", 1),
         ("error: linking with `cc` failed: signal: 9, SIGKILL: kill\n", 1),
         ("", 126),
