@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +24,7 @@ from miner.describe import get_describer
 from miner.describe_stage import DescribeReport, describe_episodes, redescribe
 from miner.query import format_table, run_query
 from miner.record import Episode
-from miner.settings import DEFAULT_FIX_EXCLUDES, SPLIT_BY_TIME, SPLIT_MODES, MinerSettings
+from miner.settings import SPLIT_MODES
 from schemas.files import Skipped
 from schemas.views import dataset_views
 from snapshotter.cli_common import config_option
@@ -155,24 +156,33 @@ class LLMChoice:
 
 
 class Progress:
-    """A progress bar on stderr while episodes are described."""
+    """A progress bar on stderr while episodes are described or verified.
 
-    def __init__(self) -> None:
+    ``step`` may be called from worker threads (verify's pool), so updates take a lock:
+    the bar's count and its redraw are not safe to interleave.
+    """
+
+    def __init__(self, label: str = "describing") -> None:
+        self._label = label
         self._bar: Any = None
+        self._lock = threading.Lock()
 
     def start(self, total: int) -> None:
         if total:
-            self._bar = click.progressbar(length=total, label="describing", file=sys.stderr)
+            self._bar = click.progressbar(length=total, label=self._label, file=sys.stderr)
             self._bar.__enter__()
 
-    def step(self, _episode: Episode) -> None:
-        if self._bar is not None:
-            self._bar.update(1)
+    def step(self, *_finished: object) -> None:
+        """One more item done; what was done (an episode, its verdict) does not matter here."""
+        with self._lock:
+            if self._bar is not None:
+                self._bar.update(1)
 
     def close(self) -> None:
-        if self._bar is not None:
-            self._bar.__exit__(None, None, None)
-            self._bar = None
+        with self._lock:
+            if self._bar is not None:
+                self._bar.__exit__(None, None, None)
+                self._bar = None
 
 
 def _echo_report(report: DescribeReport, dry_run: Path | None) -> None:
@@ -210,9 +220,9 @@ def _echo_report(report: DescribeReport, dry_run: Path | None) -> None:
 @click.option(
     "--split-by",
     type=click.Choice(SPLIT_MODES),
-    default=SPLIT_BY_TIME,
-    show_default=True,
-    help="Hold out each host's latest episodes (time) or whole developers (developer) as test.",
+    default=None,
+    help="Hold out each host's latest episodes (time) or whole developers (developer) as test"
+    " (default: split_by in the [miner] section of the config, else time).",
 )
 @click.option(
     "--fix-exclude",
@@ -220,12 +230,14 @@ def _echo_report(report: DescribeReport, dry_run: Path | None) -> None:
     multiple=True,
     metavar="GLOB",
     help="Leave files matching GLOB out of every fix; repeatable, added to the default lock"
-    " files and vendored trees. DIR/ matches a directory anywhere.",
+    " files and vendored trees and to the config's fix_exclude. DIR/ matches a directory"
+    " anywhere.",
 )
 @click.option(
-    "--no-default-fix-exclude",
-    is_flag=True,
-    help="Keep lock files and vendored trees in fixes: only --fix-exclude globs are left out.",
+    "--default-fix-exclude/--no-default-fix-exclude",
+    default=None,
+    help="Leave lock files and vendored trees out of fixes, or keep them: then only your"
+    " globs are left out (default: default_fix_exclude in the config, else leave them out).",
 )
 @llm_options
 def run_command(
@@ -233,9 +245,9 @@ def run_command(
     out_dir: Path,
     offline: bool,
     strict: bool,
-    split_by: str,
+    split_by: str | None,
     fix_exclude: tuple[str, ...],
-    no_default_fix_exclude: bool,
+    default_fix_exclude: bool | None,
     **llm: Any,
 ) -> None:
     """Find episodes, rebuild their fixes, filter and describe them, write the results.
@@ -248,14 +260,15 @@ def run_command(
     A dataset file that cannot be read is named on stderr and skipped
     (--strict: the run fails instead).  Lock files and vendored trees are
     left out of fixes; near-duplicate episodes are kept once; no
-    near-duplicate group is split between train and test.
+    near-duplicate group is split between train and test.  The split, the
+    fix excludes and the filters' limits come from the [miner] section of
+    the config; the flags override it.
     """
     choice = LLMChoice(**llm)
     progress = Progress()
     try:
-        defaults = () if no_default_fix_exclude else DEFAULT_FIX_EXCLUDES
-        settings = MinerSettings(
-            split_by=split_by, fix_exclude=tuple(dict.fromkeys((*defaults, *fix_exclude)))
+        settings = load_config(choice.config_file).miner.settings(
+            split_by=split_by, fix_exclude=fix_exclude, default_fix_exclude=default_fix_exclude
         )
         if offline and (choice.model or choice.base_url):
             raise click.UsageError("--offline cannot be used with --model or --base-url")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from miner.cli import _data_dir, data_dir_option, out_option
+from miner.cli import Progress, _data_dir, data_dir_option, out_option
 from miner.verify.verify import OUTCOMES, verify_out_dir
 from snapshotter.build import BuildLimits
 from snapshotter.errors import RedgreenError
@@ -53,19 +53,25 @@ def verify_command(
     the builds' output, in OUT/episodes.parquet; train.jsonl loses disproved
     episodes.  Workers keep warm scratch copies and build incrementally.
     Only episodes not verified yet, unless --refresh.  The working copy is
-    never touched.
+    never touched.  A progress bar on stderr counts the episodes verified.
     """
     limits = BuildLimits(timeout_s=timeout)
+    progress = Progress("verifying")
     try:
-        report = verify_out_dir(
-            _data_dir(data_dir),
-            out_dir,
-            repo=repo,
-            jobs=jobs,
-            limit=limit,
-            limits=limits,
-            refresh=refresh,
-        )
+        try:
+            report = verify_out_dir(
+                _data_dir(data_dir),
+                out_dir,
+                repo=repo,
+                jobs=jobs,
+                limit=limit,
+                limits=limits,
+                refresh=refresh,
+                on_start=progress.start,
+                on_done=progress.step,
+            )
+        finally:
+            progress.close()
     except RedgreenError as exc:
         raise click.ClickException(str(exc)) from exc
     if not report.selected:

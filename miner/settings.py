@@ -11,7 +11,8 @@ name and against the whole workspace-relative path; a pattern ending in ``/``
 matches a directory of that name anywhere in the path (``vendor/`` takes
 ``vendor/x.go`` and ``app/vendor/y.go``).  The defaults are
 :data:`DEFAULT_FIX_EXCLUDES`; ``miner run --fix-exclude`` adds to them and
-``--no-default-fix-exclude`` starts from none.
+``--no-default-fix-exclude`` starts from none.  The config file's ``[miner]``
+section can set every field (``snapshotter.config.MinerSection``); the flags win.
 """
 
 from __future__ import annotations

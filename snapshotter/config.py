@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from miner.settings import DEFAULT_FIX_EXCLUDES, SPLIT_MODES, MinerSettings
 from snapshotter.capture import DEFAULT_EXCLUDES, CaptureSettings
 from snapshotter.errors import ConfigError
 from snapshotter.paths import (
@@ -89,6 +90,48 @@ class LLMSettings:
 
 
 @dataclass(frozen=True)
+class MinerSection:
+    """The ``[miner]`` section: how ``miner run`` splits and filters, unless its flags say.
+
+    ``fix_exclude`` holds only the user's globs: whether the built-in lock files
+    and vendored trees come first is ``default_fix_exclude``, which the command
+    line can turn either way, so the two are kept apart until :meth:`settings`.
+    """
+
+    split_by: str = MinerSettings.split_by
+    fix_exclude: tuple[str, ...] = ()
+    default_fix_exclude: bool = True
+    test_fraction: float = MinerSettings.test_fraction
+    max_fix_lines: int = MinerSettings.max_fix_lines
+    max_fix_files: int = MinerSettings.max_fix_files
+    max_context_bytes: int = MinerSettings.max_context_bytes
+
+    def settings(
+        self,
+        *,
+        split_by: str | None = None,
+        fix_exclude: tuple[str, ...] = (),
+        default_fix_exclude: bool | None = None,
+    ) -> MinerSettings:
+        """One run's settings: the command line's choices (None: not given) over this section.
+
+        Globs from the command line are added to the section's, never replace them.
+        """
+        use_defaults = (
+            self.default_fix_exclude if default_fix_exclude is None else default_fix_exclude
+        )
+        defaults = DEFAULT_FIX_EXCLUDES if use_defaults else ()
+        return MinerSettings(
+            max_fix_lines=self.max_fix_lines,
+            max_fix_files=self.max_fix_files,
+            test_fraction=self.test_fraction,
+            split_by=split_by or self.split_by,
+            max_context_bytes=self.max_context_bytes,
+            fix_exclude=tuple(dict.fromkeys((*defaults, *self.fix_exclude, *fix_exclude))),
+        )
+
+
+@dataclass(frozen=True)
 class Config:
     agent: AgentSettings
     capture: CaptureSettings  # exclude = DEFAULT_EXCLUDES + the user's globs
@@ -97,6 +140,7 @@ class Config:
     data_dir: Path
     source: Path | None  # the file read; None when it did not exist
     llm: LLMSettings = LLMSettings()
+    miner: MinerSection = MinerSection()
 
 
 # -- values -----------------------------------------------------------------
@@ -188,6 +232,24 @@ def _globs(value: object) -> tuple[str, ...]:
     if not isinstance(value, list):
         raise _Invalid("must be an array of glob strings")
     return tuple(value)
+
+
+def _fraction(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise _Invalid("must be a number from 0 to 1")
+    return float(value)
+
+
+def _flag(value: object) -> bool:
+    if not isinstance(value, bool):
+        raise _Invalid("must be true or false")
+    return value
+
+
+def _split_mode(value: object) -> str:
+    if value not in SPLIT_MODES:
+        raise _Invalid("must be " + " or ".join(json.dumps(mode) for mode in SPLIT_MODES))
+    return str(value)
 
 
 @dataclass(frozen=True)
@@ -311,6 +373,50 @@ _LLM_KEYS = (
         "tokens of error, diffs and files sent per request, trimmed to fit",
     ),
 )
+_MINER_KEYS = (
+    _Key(
+        "split_by",
+        _split_mode,
+        '"time"',
+        'what the test split holds out: each host\'s latest episodes ("time") or whole'
+        ' developers ("developer"); miner run --split-by overrides it',
+    ),
+    _Key("test_fraction", _fraction, "0.1", "share of the kept episodes held out as test"),
+    _Key(
+        "max_fix_lines",
+        _int_between(1, None, "an integer >= 1"),
+        "100",
+        "a fix changing more lines fails fix_too_large",
+    ),
+    _Key(
+        "max_fix_files",
+        _int_between(1, None, "an integer >= 1"),
+        "10",
+        "a fix changing more files fails fix_too_large",
+    ),
+    _Key(
+        "max_context_bytes",
+        parse_size,
+        '"64KiB"',
+        "size of an episode's context: the files the fix touches, then the files its errors"
+        " name while they fit (bytes, or a size like 64KiB)",
+    ),
+    _Key(
+        "fix_exclude",
+        _globs,
+        "[]",
+        "globs of files left out of every fix (DIR/ matches a directory anywhere), added to"
+        " the built-in lock files (Cargo.lock, go.sum, ...) and vendored trees (vendor/,"
+        " node_modules/, ...); miner run --fix-exclude adds more",
+    ),
+    _Key(
+        "default_fix_exclude",
+        _flag,
+        "true",
+        "false: keep lock files and vendored trees in fixes, leave out only your globs"
+        " (as miner run --no-default-fix-exclude)",
+    ),
+)
 _WORKSPACE_KEYS = (
     _Key("path", _path, '"~/src/app"', "the working copy to watch; ~ is expanded"),
     _Key("build", _command, '"make -j2"', "optional: build command, run in it by your shell"),
@@ -321,6 +427,7 @@ _SECTIONS: dict[str, tuple[_Key, ...]] = {
     "capture": _CAPTURE_KEYS,
     "retention": _RETENTION_KEYS,
     "llm": _LLM_KEYS,
+    "miner": _MINER_KEYS,
 }
 _WORKSPACE = "workspace"
 
@@ -394,7 +501,19 @@ def _build(document: Mapping[str, Any], source: Path | None, where: str) -> Conf
         data_dir=data_dir,
         source=source,
         llm=LLMSettings(**values["llm"]),
+        miner=_miner(values["miner"], where),
     )
+
+
+def _miner(values: dict[str, Any], where: str) -> MinerSection:
+    for number, glob in enumerate(values.get("fix_exclude", ()), start=1):
+        # a bare "/" would be a directory without a name (MinerSettings refuses it)
+        if not isinstance(glob, str) or not glob.strip().strip("/"):
+            raise ConfigError(
+                f"{where}: miner.fix_exclude[{number}] must be a non-empty glob string,"
+                f" got {_show(glob)}"
+            )
+    return MinerSection(**values)
 
 
 def _section(
@@ -637,6 +756,7 @@ def _write(final: Path, text: str, *, exclusive: bool) -> None:
 __all__ = [
     "AgentSettings",
     "Config",
+    "MinerSection",
     "RetentionSettings",
     "WorkspaceConfig",
     "add_workspace",

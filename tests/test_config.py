@@ -11,11 +11,13 @@ from pathlib import Path
 
 import pytest
 
+from miner.settings import DEFAULT_FIX_EXCLUDES, MinerSettings
 from snapshotter.capture import DEFAULT_EXCLUDES, CaptureSettings
 from snapshotter.config import (
     AgentSettings,
     Config,
     LLMSettings,
+    MinerSection,
     RetentionSettings,
     WorkspaceConfig,
     add_workspace,
@@ -175,6 +177,28 @@ def test_the_message_names_the_file_the_key_and_the_value() -> None:
             '[retention]\nmax_age_days = "90"',
             'retention.max_age_days must be an integer number of days >= 1, got "90"',
         ),
+        ('[miner]\nsplit_by = "host"', 'miner.split_by must be "time" or "developer", got "host"'),
+        (
+            "[miner]\ntest_fraction = 1.5",
+            "miner.test_fraction must be a number from 0 to 1, got 1.5",
+        ),
+        ("[miner]\ntest_fraction = true", "miner.test_fraction must be a number from 0 to 1"),
+        ("[miner]\nmax_fix_lines = 0", "miner.max_fix_lines must be an integer >= 1, got 0"),
+        ('[miner]\nmax_fix_files = "10"', 'miner.max_fix_files must be an integer >= 1, got "10"'),
+        ('[miner]\nmax_context_bytes = "lots"', "miner.max_context_bytes must be a size > 0"),
+        (
+            '[miner]\ndefault_fix_exclude = "no"',
+            'miner.default_fix_exclude must be true or false, got "no"',
+        ),
+        (
+            '[miner]\nfix_exclude = "*.lock"',
+            'miner.fix_exclude must be an array of glob strings, got "*.lock"',
+        ),
+        (
+            '[miner]\nfix_exclude = ["gen/", "/"]',
+            'miner.fix_exclude[2] must be a non-empty glob string, got "/"',
+        ),
+        ("miner = 5", "miner must be a table ([miner]), got 5"),
         ("agent = 5", "agent must be a table ([agent]), got 5"),
         (
             '[workspace]\npath = "/a"',
@@ -247,6 +271,12 @@ def test_siblings_sharing_a_prefix_are_not_nested() -> None:
             "unknown key workspace[1].biuld (did you mean workspace[1].build?)",
         ),
         ("[capture]\ncolour = 1", "unknown key capture.colour"),
+        ('[miner]\nsplit = "time"', "unknown key miner.split (did you mean miner.split_by?)"),
+        (
+            'split_by = "developer"',
+            "unknown key split_by (did you mean split_by under [miner]?)",
+        ),
+        ("[mienr]\ntest_fraction = 0.2", "unknown key mienr (did you mean miner?)"),
     ],
 )
 def test_unknown_keys_are_errors_with_a_suggestion(text: str, message: str) -> None:
@@ -345,6 +375,8 @@ def test_every_key_of_the_commented_default_uncommented_still_gives_the_defaults
         "max_age_days",
         *("model", "base_url", "api_key", "concurrency", "timeout", "max_retries"),
         *("max_tokens_total", "context_tokens"),
+        *("split_by", "test_fraction", "max_fix_lines", "max_fix_files", "max_context_bytes"),
+        *("fix_exclude", "default_fix_exclude"),
     }
     path = write(uncommented)
     # [llm]'s keys without a default (no model: offline) show examples instead
@@ -355,6 +387,57 @@ def test_every_key_of_the_commented_default_uncommented_still_gives_the_defaults
         max_tokens_total=1_000_000,
     )
     assert load_config() == replace(defaults(), source=path, llm=examples)
+
+
+def test_the_miner_section_defaults_are_the_miners() -> None:
+    assert load_config().miner.settings() == MinerSettings()
+    section = MinerSection()
+    assert (section.fix_exclude, section.default_fix_exclude) == ((), True)
+
+
+def test_the_miner_section_is_merged_over_the_defaults() -> None:
+    write(
+        """
+[miner]
+split_by = "developer"
+test_fraction = 0.25
+max_fix_lines = 40
+max_context_bytes = "16KiB"
+fix_exclude = ["gen/", "*.snap"]
+"""
+    )
+    section = load_config().miner
+    assert section == MinerSection(
+        split_by="developer",
+        fix_exclude=("gen/", "*.snap"),
+        test_fraction=0.25,
+        max_fix_lines=40,
+        max_context_bytes=16 * 1024,
+    )
+    settings = section.settings()
+    assert settings == MinerSettings(
+        max_fix_lines=40,
+        test_fraction=0.25,
+        split_by="developer",
+        max_context_bytes=16 * 1024,
+        fix_exclude=(*DEFAULT_FIX_EXCLUDES, "gen/", "*.snap"),
+    )
+    assert settings.excluded_from_fix("app/gen/schema.py")
+    assert settings.excluded_from_fix("Cargo.lock")
+    assert not settings.excluded_from_fix("app/main.py")
+
+
+def test_the_command_line_overrides_the_miner_section() -> None:
+    write('[miner]\nsplit_by = "developer"\nfix_exclude = ["gen/"]\ndefault_fix_exclude = false\n')
+    section = load_config().miner
+    assert section.settings().fix_exclude == ("gen/",)
+    assert section.settings().split_by == "developer"
+    flags = section.settings(split_by="time", fix_exclude=("*.snap",), default_fix_exclude=True)
+    assert flags.split_by == "time"
+    # the command line's globs add to the file's, and it can bring the built-in ones back
+    assert flags.fix_exclude == (*DEFAULT_FIX_EXCLUDES, "gen/", "*.snap")
+    write('[miner]\nfix_exclude = ["gen/"]\n')
+    assert load_config().miner.settings(default_fix_exclude=False).fix_exclude == ("gen/",)
 
 
 def test_the_workspace_example_in_the_default_file_is_a_valid_block() -> None:

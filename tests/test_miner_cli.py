@@ -254,3 +254,139 @@ def test_every_command_has_help_text() -> None:
         assert command.help, name
         code, output = invoke(name, "--help")
         assert code == 0 and "Usage: " in output
+
+
+# -- the [miner] section of the config file ------------------------------------------------
+
+
+def team_dataset(data: Path) -> Path:
+    """Four developers on four hosts, three kept episodes each (no near-duplicates).
+
+    Split by time, 10% of each host's three episodes is none: everything is train.
+    Split by developer, one whole developer goes to test.
+    """
+    ds = SyntheticDataset()
+    for index, user in enumerate(["ann", "bob", "cy", "dee"]):
+        w = ds.workspace(f"/home/{user}/app", f"host-{user}", user=user)
+        w.start({"calc.py": b"pass\n"})
+        w.snapshot("green")
+        for n in range(3):
+            w.write("calc.py", b"x = (\n" + b"(" * (index * 3 + n) + b"\n")
+            w.snapshot("red", "SyntaxError: '(' was never closed\n")
+            w.write("calc.py", b"x = %d\n" % n + b"[]" * (index * 3 + n))
+            w.snapshot("green")
+    ds.write(data)
+    return data
+
+
+def splits_by_user(out: Path) -> dict[str, list[str]]:
+    rows = duckdb.sql(
+        f"SELECT \"user\", list(DISTINCT split ORDER BY split) FROM '{out / 'episodes.parquet'}'"
+        " GROUP BY ALL ORDER BY 1"
+    ).fetchall()
+    return {user: splits for user, splits in rows}
+
+
+def write_config(tmp_path: Path, text: str) -> Path:
+    config = tmp_path / "config.toml"
+    config.write_text(text)
+    return config
+
+
+def test_split_by_in_the_config_decides_the_split_and_the_flag_overrides_it(
+    tmp_path: Path,
+) -> None:
+    data = team_dataset(tmp_path / "data")
+    config = write_config(tmp_path, '[miner]\nsplit_by = "developer"\n')
+    run = ["run", "--data-dir", str(data), "--config", str(config)]
+
+    code, output = invoke(*run, "--out", str(tmp_path / "by-config"))
+    assert code == 0, output
+    assert "kept:            12 (train 9, test 3)\n" in output
+    by_developer = splits_by_user(tmp_path / "by-config")
+    assert all(len(splits) == 1 for splits in by_developer.values())  # no one in both
+    assert sorted(splits[0] for splits in by_developer.values()) == [
+        "test",
+        "train",
+        "train",
+        "train",
+    ]
+
+    code, output = invoke(*run, "--out", str(tmp_path / "by-flag"), "--split-by", "time")
+    assert code == 0, output
+    assert "kept:            12 (train 12, test 0)\n" in output
+    assert set(map(tuple, splits_by_user(tmp_path / "by-flag").values())) == {("train",)}
+
+
+def test_the_config_is_found_through_redgreen_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = team_dataset(tmp_path / "data")
+    monkeypatch.setenv(
+        "REDGREEN_CONFIG", str(write_config(tmp_path, '[miner]\nsplit_by = "developer"\n'))
+    )
+    code, output = invoke("run", "--data-dir", str(data), "--out", str(tmp_path / "out"))
+    assert code == 0, output
+    assert "kept:            12 (train 9, test 3)\n" in output
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            '[miner]\nsplit_by = "host"\n',
+            'miner.split_by must be "time" or "developer", got "host"',
+        ),
+        ("[miner]\ntest_fraction = 2\n", "miner.test_fraction must be a number from 0 to 1, got 2"),
+        ('[miner]\nsplit = "time"\n', "unknown key miner.split (did you mean miner.split_by?)"),
+    ],
+)
+def test_a_bad_miner_section_is_one_clear_line(
+    data: Path, tmp_path: Path, text: str, message: str
+) -> None:
+    config = write_config(tmp_path, text)
+    out = tmp_path / "out"
+    args = ["run", "--data-dir", str(data), "--out", str(out), "--config", str(config)]
+    code, output = invoke(*args, "--offline")
+    assert code == 1
+    assert output == f"Error: {config}: {message}\n"
+    assert not out.exists()
+
+
+def fix_paths(out: Path) -> list[str]:
+    [(fix_diff,)] = duckdb.sql(f"SELECT fix_diff FROM '{out / 'episodes.parquet'}'").fetchall()
+    return [
+        line.split(" b/")[-1] for line in fix_diff.splitlines() if line.startswith("diff --git")
+    ]
+
+
+def test_fix_exclude_in_the_config_leaves_files_out_of_the_fix(tmp_path: Path) -> None:
+    ds = SyntheticDataset()
+    w = ds.workspace()
+    w.start({"calc.py": GOOD, "gen/schema.py": b"V = 1\n", "Cargo.lock": b"v1\n"})
+    w.snapshot("green")
+    w.write("calc.py", BROKEN)
+    w.snapshot("red", "SyntaxError: expected ':'\n")
+    w.write("calc.py", FIXED)
+    w.write("gen/schema.py", b"V = 2\n")
+    w.write("Cargo.lock", b"v2\n")
+    w.snapshot("green")
+    ds.write(tmp_path / "data")
+
+    def mined(config_text: str, *flags: str) -> list[str]:
+        out = tmp_path / f"out{len(list(tmp_path.glob('out*')))}"
+        config = write_config(tmp_path, config_text)
+        data = str(tmp_path / "data")
+        args = ["run", "--data-dir", data, "--out", str(out), "--config", str(config), *flags]
+        code, output = invoke(*args)
+        assert code == 0, output
+        return fix_paths(out)
+
+    assert mined("") == ["calc.py", "gen/schema.py"]
+    assert mined('[miner]\nfix_exclude = ["gen/"]\n') == ["calc.py"]
+    # the built-in lock files are dropped by the config, brought back by the flag
+    dropped = '[miner]\nfix_exclude = ["gen/"]\ndefault_fix_exclude = false\n'
+    assert mined(dropped) == ["Cargo.lock", "calc.py"]
+    assert mined(dropped, "--default-fix-exclude") == ["calc.py"]
+    # --fix-exclude adds to the config's globs
+    assert mined(dropped, "--fix-exclude", "*.lock") == ["calc.py"]

@@ -34,7 +34,7 @@ from miner.output import write_episodes
 from miner.record import DOES_NOT_APPLY, NO_REPO, NOT_GREEN, NOT_RED, REPRODUCED, Episode
 from miner.verify.scratch import ScratchTree, diff_paths
 from miner.verify.states import red_states
-from miner.verify.verify import verify_out_dir
+from miner.verify.verify import Verdict, verify_out_dir
 from miner.verify.workers import WorkerPool
 from snapshotter.build import BuildLimits
 from snapshotter.record import Identity
@@ -380,3 +380,69 @@ def test_scratch_tree_reverts_exactly(tmp_path: Path) -> None:
         tree.write("../escape", b"x")
     assert tree.apply(edit_diff("../escape", "", "x\n")) is not None
     assert diff_paths('diff --git "a/caf\\303\\251.c" "b/caf\\303\\251.c"\n') == ["café.c"]
+
+
+def test_verify_shows_progress_on_stderr_and_its_summary_on_stdout(
+    recorded: Recorded, tmp_path: Path
+) -> None:
+    out = recorded.copy_out(tmp_path / "out")
+    # two workers: the bar is stepped from both threads
+    done = subprocess.run(
+        [MINER, "verify", "--out", str(out), "--data-dir", str(recorded.data), "--jobs", "2"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("verified:        3 episode(s) in ") and lines[0].endswith(" s")
+    assert lines[1:] == [
+        "reproduced:      2",
+        "not_red:         1",
+        f"wrote {out / 'episodes.parquet'}",
+        f"wrote {out / 'train.jsonl'}",
+    ]
+    # stderr is not a terminal: click writes the bar's label once, with no redraws
+    assert done.stderr.splitlines() == ["verifying"]
+    assert verdicts(out) == [REPRODUCED, NOT_RED, REPRODUCED]
+
+    # nothing left to verify: no bar at all
+    again = subprocess.run(
+        [MINER, "verify", "--out", str(out), "--data-dir", str(recorded.data)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.startswith("nothing to verify") and again.stderr == ""
+
+
+def test_verify_out_dir_reports_the_total_then_each_episode_done(
+    recorded: Recorded, tmp_path: Path
+) -> None:
+    out = recorded.copy_out(tmp_path / "out")
+    totals: list[int] = []
+    done: list[str | None] = []
+
+    def done_one(_episode: Episode, verdict: Verdict) -> None:
+        done.append(verdict.verified)
+
+    report = verify_out_dir(
+        recorded.data,
+        out,
+        jobs=2,
+        limit=2,
+        on_start=totals.append,
+        on_done=done_one,
+    )
+    assert totals == [2] and report.selected == 2
+    assert sorted(done) == sorted([REPRODUCED, NOT_RED])
+
+    # episodes without their repository are done too: a bar reaches its end
+    done.clear()
+    elsewhere = tmp_path / "not-a-repository"
+    elsewhere.mkdir()
+    report = verify_out_dir(recorded.data, out, repo=elsewhere, refresh=True, on_done=done_one)
+    assert report.selected == 3 and done == [NO_REPO] * 3

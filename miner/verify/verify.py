@@ -100,8 +100,13 @@ def verify_episodes(
             on_done(episode, verdict)
         return verdict
 
-    def unavailable(_state: RedState, why: str) -> Verdict:
-        return Verdict(NO_REPO, why + "\n")
+    by_id = {e.episode_id: e for e in episodes}
+
+    def unavailable(state: RedState, why: str) -> Verdict:
+        verdict = Verdict(NO_REPO, why + "\n")
+        if on_done is not None:  # an episode without its repository is done too
+            on_done(by_id[state.episode_id], verdict)
+        return verdict
 
     items = [(states[e.episode_id], e) for e in episodes]
     return pool.run(items, job, unavailable)
@@ -118,11 +123,14 @@ def verify_out_dir(
     refresh: bool = False,
     scratch_root: Path | None = None,
     on_done: Callable[[Episode, Verdict], None] | None = None,
+    on_start: Callable[[int], None] | None = None,
 ) -> VerifyReport:
     """``miner verify``: verify OUT's kept episodes and write its files again.
 
     Only episodes not verified yet, unless ``refresh``; at most ``limit``.  A
     refreshed episode whose repository is gone keeps its earlier verdict.
+    ``on_start`` gets the number of episodes selected once their red states are read,
+    before any is built; with none selected it is not called.
     """
     began = time.monotonic()
     prepare_out_dir(out_dir)
@@ -134,6 +142,8 @@ def verify_out_dir(
         return VerifyReport(0, {}, time.monotonic() - began)
     selected = [episodes[i] for i in chosen]
     states = red_states(data_dir, selected, repo)
+    if on_start is not None:  # after red_states, whose errors must come before any bar
+        on_start(len(chosen))
     workers = jobs or os.cpu_count() or 1
     with WorkerPool(workers, limits or BuildLimits(), scratch_root) as pool:
         verdicts = verify_episodes(selected, states, pool, on_done)
