@@ -33,11 +33,13 @@ equal content, whichever VCS and whichever order the files were seen in.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import hashlib
 import logging
 import os
+import re
 import stat
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -73,11 +75,19 @@ class CaptureSettings:
     exclude: tuple[str, ...] = DEFAULT_EXCLUDES
 
     def excluded(self, path: str) -> bool:
+        matcher = _globs_matcher(self.exclude)
+        if matcher is None:
+            return False
         name = path.rsplit("/", 1)[-1]
-        return any(
-            fnmatch.fnmatchcase(name, pattern) or fnmatch.fnmatchcase(path, pattern)
-            for pattern in self.exclude
-        )
+        return matcher.match(name) is not None or matcher.match(path) is not None
+
+
+@functools.lru_cache(maxsize=16)
+def _globs_matcher(globs: tuple[str, ...]) -> re.Pattern[str] | None:
+    """One regex for ``fnmatchcase`` against any of the globs: a branch switch asks per path."""
+    if not globs:
+        return None
+    return re.compile("|".join(f"(?:{fnmatch.translate(glob)})" for glob in globs))
 
 
 @dataclass(frozen=True)
@@ -236,23 +246,49 @@ def _rev_side(revfile: RevFile, data: bytes, settings: CaptureSettings) -> Conte
     return Content(sha256(data), len(data), revfile.is_link, data)
 
 
+def _record_names(paths: Iterable[bytes]) -> dict[bytes, str]:
+    """Each raw path's recorded name, worked out once: it is redacted, so not free."""
+    return {raw: pathnames.to_record(raw) for raw in paths}
+
+
+# paths asked of the backend at a time: it may hold on to each file between
+# rev_files and rev_contents (hg keeps the filelog it opened to size the file,
+# ~4 KB), so a branch switch of 100,000 files holds one batch's worth of them
+_REV_BATCH = 2000
+
+
 def _rev_sides(
-    backend: VcsBackend, rev: str, paths: Sequence[bytes], settings: CaptureSettings
+    backend: VcsBackend,
+    rev: str,
+    paths: Sequence[bytes],
+    settings: CaptureSettings,
+    names: Mapping[bytes, str],
 ) -> dict[bytes, Content]:
     """Each path's side in ``rev``; excluded paths are listed but never read."""
+    sides: dict[bytes, Content] = {}
+    for start in range(0, len(paths), _REV_BATCH):
+        batch = paths[start : start + _REV_BATCH]
+        sides.update(_rev_batch_sides(backend, rev, batch, settings, names))
+    return sides
+
+
+def _rev_batch_sides(
+    backend: VcsBackend,
+    rev: str,
+    paths: Sequence[bytes],
+    settings: CaptureSettings,
+    names: Mapping[bytes, str],
+) -> dict[bytes, Content]:
     files = backend.rev_files(rev, paths)
-    readable = {
-        p: f
-        for p, f in files.items()
-        if not settings.excluded(pathnames.to_record(p)) and not _too_large(f, settings)
-    }
+    excluded = {p for p in files if settings.excluded(names[p])}
+    readable = {p: f for p, f in files.items() if p not in excluded and not _too_large(f, settings)}
     # a file over the limit is not even fetched: its size is all the record keeps
     contents = backend.rev_contents(rev, readable.values())
     sides: dict[bytes, Content] = {}
     for path, revfile in files.items():
         if path in readable:
             sides[path] = _rev_side(revfile, contents[revfile.key], settings)
-        elif settings.excluded(pathnames.to_record(path)):
+        elif path in excluded:
             sides[path] = Content(None, revfile.size, revfile.is_link, None, "excluded")
         else:
             sides[path] = Content(None, revfile.size, False, None, "too_large")
@@ -279,11 +315,11 @@ def _side(content: Content | None) -> Side:
     return Side(content.data, is_link=content.is_link)
 
 
-def _entry(raw: bytes, old: Content | None, new: Content | None, tracked: bool) -> Entry | None:
+def _entry(path: str, old: Content | None, new: Content | None, tracked: bool) -> Entry | None:
+    """The entry of the path recorded as ``path``, or None when its sides do not differ."""
     status = _status(old, new, tracked)
     if status is None:
         return None
-    path = pathnames.to_record(raw)
     omitted = next((s.omitted for s in (new, old) if s is not None and s.omitted), None)
     record = FileRecord(
         path=path,
@@ -319,11 +355,15 @@ def _entry(raw: bytes, old: Content | None, new: Content | None, tracked: bool) 
 
 def compare(
     pairs: Iterable[tuple[bytes, Content | None, Content | None, bool]],
+    names: Mapping[bytes, str],
 ) -> Changes:
-    """Records, diff and blobs for (path, old side, new side, tracked) tuples."""
+    """Records, diff and blobs for (path, old side, new side, tracked) tuples.
+
+    ``names`` maps each path to its recorded name (``_record_names``).
+    """
     entries: dict[bytes, Entry] = {}
     for raw, old, new, tracked in pairs:
-        entry = _entry(raw, old, new, tracked)
+        entry = _entry(names[raw], old, new, tracked)
         if entry is not None:
             entries[raw] = entry
     return Changes.of(entries)
@@ -439,10 +479,11 @@ def _read_entries(
     backend: VcsBackend, rev: str, candidates: dict[bytes, bool], settings: CaptureSettings
 ) -> dict[bytes, Entry]:
     paths = sorted(candidates)
-    base_sides = _rev_sides(backend, rev, paths, settings)
+    names = _record_names(paths)
+    base_sides = _rev_sides(backend, rev, paths, settings, names)
     entries: dict[bytes, Entry] = {}
     for raw in paths:
-        path = pathnames.to_record(raw)
+        path = names[raw]
         old = base_sides.get(raw)
         if settings.excluded(path):
             working = _stat_only(backend.root, raw)
@@ -458,7 +499,7 @@ def _read_entries(
                 new = _read_working(backend.root, raw, settings)
             except _Unreadable:
                 continue
-        entry = _entry(raw, old, new, candidates[raw])
+        entry = _entry(path, old, new, candidates[raw])
         if entry is not None:
             entries[raw] = entry
     return entries
@@ -482,6 +523,7 @@ def base_change(
     paths = backend.changed_between(old_rev, new_rev)
     if paths is None:
         return None
-    old_sides = _rev_sides(backend, old_rev, paths, settings)
-    new_sides = _rev_sides(backend, new_rev, paths, settings)
-    return compare((p, old_sides.get(p), new_sides.get(p), True) for p in paths)
+    names = _record_names(paths)
+    old_sides = _rev_sides(backend, old_rev, paths, settings, names)
+    new_sides = _rev_sides(backend, new_rev, paths, settings, names)
+    return compare(((p, old_sides.get(p), new_sides.get(p), True) for p in paths), names)

@@ -19,6 +19,8 @@ import re
 from snapshotter.redact import redact_text
 
 _ESCAPED_BYTE = re.compile(r"\\x([0-9a-fA-F]{2})")
+# what makes git quote a name: control characters, DEL, a double quote, a backslash
+_QUOTED_CHARS = re.compile(r'["\\\x00-\x1f\x7f]')
 
 
 def to_record(raw: bytes) -> str:
@@ -54,7 +56,7 @@ def git_quote(raw: bytes) -> str:
     """
     try:
         text = raw.decode("utf-8")
-        plain = not any(c in '"\\' or ord(c) < 0x20 or ord(c) == 0x7F for c in text)
+        plain = _QUOTED_CHARS.search(text) is None
     except UnicodeDecodeError:
         plain = False
     if plain:

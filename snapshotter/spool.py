@@ -188,16 +188,17 @@ class Spool:
         blob_date, blob_host = (encoded[0][0], encoded[0][1]) if encoded else ("", None)
         with self._transaction("append to"):
             self._conn.executemany("INSERT INTO rows (date, host, data) VALUES (?, ?, ?)", encoded)
-            for digest, content in blobs.items():
-                cursor = self._conn.execute(
-                    "INSERT OR IGNORE INTO stored_blobs (blob) VALUES (?)", (digest,)
-                )
-                if cursor.rowcount == 1:
-                    self._conn.execute(
-                        "INSERT INTO pending_blobs (blob, date, host, size, content)"
-                        " VALUES (?, ?, ?, ?, ?)",
-                        (digest, blob_date, blob_host, len(content), content),
-                    )
+            # batched, not two statements a blob: a branch switch brings thousands
+            stored = self._stored_among(list(blobs))
+            new = [(d, c) for d, c in blobs.items() if d not in stored]
+            self._conn.executemany(
+                "INSERT INTO stored_blobs (blob) VALUES (?)", [(d,) for d, _ in new]
+            )
+            self._conn.executemany(
+                "INSERT INTO pending_blobs (blob, date, host, size, content)"
+                " VALUES (?, ?, ?, ?, ?)",
+                [(d, blob_date, blob_host, len(c), c) for d, c in new],
+            )
             self._conn.executemany(
                 "INSERT OR REPLACE INTO memory (workspace, base_rev, state_id, build_key, ts_us)"
                 " VALUES (?, ?, ?, ?, ?)",
@@ -228,18 +229,23 @@ class Spool:
     def missing_blobs(self, hashes: Iterable[str]) -> set[str]:
         """The hashes never stored in this dataset (spooled or rolled)."""
         wanted = list(dict.fromkeys(hashes))
-        known: set[str] = set()
         with self._reading():
-            for start in range(0, len(wanted), _IN_CHUNK):
-                chunk = wanted[start : start + _IN_CHUNK]
-                marks = ",".join("?" * len(chunk))
-                known.update(
-                    row[0]
-                    for row in self._conn.execute(
-                        f"SELECT blob FROM stored_blobs WHERE blob IN ({marks})", chunk
-                    )
-                )
+            known = self._stored_among(wanted)
         return set(wanted) - known
+
+    def _stored_among(self, hashes: Sequence[str]) -> set[str]:
+        """Which of these (distinct) hashes ``stored_blobs`` holds; the caller holds the lock."""
+        known: set[str] = set()
+        for start in range(0, len(hashes), _IN_CHUNK):
+            chunk = hashes[start : start + _IN_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            known.update(
+                row[0]
+                for row in self._conn.execute(
+                    f"SELECT blob FROM stored_blobs WHERE blob IN ({marks})", chunk
+                )
+            )
+        return known
 
     def memory(self, workspace: str) -> WorkspaceMemory | None:
         with self._reading():

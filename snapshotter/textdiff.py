@@ -71,6 +71,8 @@ def _line(prefix: str, raw: bytes) -> list[str]:
 
 def _hunks(old: bytes, new: bytes) -> tuple[list[str], int, int]:
     a, b = _split_lines(old), _split_lines(new)
+    if not a or not b:
+        return _one_sided_hunk(a, b)
     out: list[str] = []
     added = removed = 0
     matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)
@@ -91,6 +93,20 @@ def _hunks(old: bytes, new: bytes) -> tuple[list[str], int, int]:
     return out, added, removed
 
 
+def _one_sided_hunk(a: list[bytes], b: list[bytes]) -> tuple[list[str], int, int]:
+    """What difflib groups for an added or emptied file: one hunk of every line.
+
+    Without the matcher, which costs more than the rest of the diff on the
+    thousands of files a branch switch adds.
+    """
+    out = [f"@@ -{_range(0, len(a))} +{_range(0, len(b))} @@\n"]
+    for raw in a:
+        out.extend(_line("-", raw))
+    for raw in b:
+        out.extend(_line("+", raw))
+    return out, len(b), len(a)
+
+
 def file_diff(path: str, old: Side, new: Side) -> FileDiff:
     """The git-style diff turning ``old`` into ``new`` for one recorded path.
 
@@ -98,8 +114,9 @@ def file_diff(path: str, old: Side, new: Side) -> FileDiff:
     """
     if old.content == new.content and old.is_link == new.is_link and not (old.opaque or new.opaque):
         return FileDiff("", 0, 0)
-    a_name = git_quote(b"a/" + to_bytes(path))
-    b_name = git_quote(b"b/" + to_bytes(path))
+    raw = to_bytes(path)
+    a_name = git_quote(b"a/" + raw)
+    b_name = git_quote(b"b/" + raw)
     old_mode = LINK_MODE if old.is_link else REGULAR_MODE
     new_mode = LINK_MODE if new.is_link else REGULAR_MODE
     head = [f"diff --git {a_name} {b_name}\n"]

@@ -27,12 +27,18 @@ encoding.environ[b"HGRCSKIPREPO"] = b"1"
 # RepoError, not an Abort; a truncated dirstate or store an OSError or StorageError
 _HG_FAILURES = (error.Abort, error.RepoError, error.StorageError, OSError)
 
+# a filectx sized by rev_files is kept for rev_contents up to this size: it may
+# hold the file's text, and a file capture finds too large is never fetched
+_KEEP_BYTES = 1024 * 1024
+
 
 class HgBackend:
     name = "hg"
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        # filectxs of the last rev_files call, kept for the rev_contents that follows it
+        self._sized: tuple[str, dict[bytes, Any]] = ("", {})
         ui = uimod.ui.load()
         ui.setconfig(b"ui", b"quiet", b"true", b"redgreen")
         ui.setconfig(b"ui", b"interactive", b"false", b"redgreen")
@@ -43,6 +49,7 @@ class HgBackend:
             raise WorkspaceError(f"cannot open Mercurial repository {root}: {_msg(exc)}") from exc
 
     def refresh(self) -> None:
+        self._sized = ("", {})
         self._repo.invalidate()
         self._repo.invalidatedirstate()
 
@@ -83,19 +90,33 @@ class HgBackend:
         return self._repo.unfiltered()[rev.encode()]
 
     def rev_files(self, rev: str, paths: Sequence[bytes]) -> dict[bytes, RevFile]:
+        self._sized = (rev, {})
         if rev == NULL_REV:
             return {}
         ctx = self._ctx(rev)
+        manifest = ctx.manifest()
         found: dict[bytes, RevFile] = {}
         for path in paths:
-            if path in ctx:
-                fctx = ctx[path]
-                found[path] = RevFile(fctx.size(), b"l" in fctx.flags(), path)
+            try:
+                node, flags = manifest.find(path)
+            except KeyError:
+                continue
+            fctx = ctx.filectx(path, fileid=node)
+            size = fctx.size()
+            found[path] = RevFile(size, b"l" in flags, path)
+            if size <= _KEEP_BYTES:
+                self._sized[1][path] = fctx
         return found
 
     def rev_contents(self, rev: str, files: Iterable[RevFile]) -> dict[bytes, bytes]:
+        # sizing a file opened its filelog (its own file in the store, the bulk
+        # of the cost) and read its text: the same filectx reads it again for free
+        sized_rev, sized = self._sized
+        if sized_rev != rev:
+            sized = {}
+        self._sized = (sized_rev, {})
         ctx = self._ctx(rev)
-        return {f.key: ctx[f.key].data() for f in files}
+        return {f.key: (sized.get(f.key) or ctx[f.key]).data() for f in files}
 
     def changed_between(self, old_rev: str, new_rev: str) -> list[bytes] | None:
         repo = self._repo.unfiltered()
