@@ -50,6 +50,17 @@ def data_dir_option(command: F) -> F:
     )(command)
 
 
+def repo_option(command: F) -> F:
+    """``--repo``: where ``verify`` and ``eval`` find the episodes' base revisions."""
+    return click.option(
+        "--repo",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=None,
+        help="Repository holding the episodes' base revisions (default: each recorded"
+        " workspace, when it is on this machine).",
+    )(command)
+
+
 def strict_option(command: F) -> F:
     return click.option(
         "--strict",

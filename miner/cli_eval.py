@@ -9,7 +9,14 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from miner.cli import LLMChoice, _data_dir, data_dir_option, llm_options, out_option
+from miner.cli import (
+    LLMChoice,
+    _data_dir,
+    data_dir_option,
+    llm_options,
+    out_option,
+    repo_option,
+)
 from miner.record import Episode
 from snapshotter.errors import RedgreenError
 
@@ -71,12 +78,7 @@ def _echo_failure(episode: Episode, answer: ModelAnswer) -> None:
 @click.command("eval")
 @out_option("Miner output directory holding episodes.parquet; results go to OUT/eval/.")
 @data_dir_option
-@click.option(
-    "--repo",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Repository holding the episodes' base revisions (default: the recorded workspace).",
-)
+@repo_option
 @click.option(
     "--split",
     type=click.Choice(["test", "train", "all"]),

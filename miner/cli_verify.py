@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from miner.cli import Progress, _data_dir, data_dir_option, out_option
+from miner.cli import Progress, _data_dir, data_dir_option, out_option, repo_option
 from miner.verify.verify import OUTCOMES, verify_out_dir
 from snapshotter.build import BuildLimits
 from snapshotter.errors import RedgreenError
@@ -15,12 +15,7 @@ from snapshotter.errors import RedgreenError
 @click.command("verify")
 @out_option("Miner output directory holding episodes.parquet.")
 @data_dir_option
-@click.option(
-    "--repo",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Repository holding the base revisions (default: each recorded workspace, if here).",
-)
+@repo_option
 @click.option(
     "--jobs", type=click.IntRange(1, 256), default=None, help="Workers (default: the cores)."
 )

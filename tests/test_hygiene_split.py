@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from miner.cli import cli
 from miner.record import Episode, episode_id
 from miner.split import TEST, TRAIN, assign_splits, developer
-from miner.synthetic import SyntheticDataset
+from tests.test_miner_cli import team_dataset
 
 T = datetime(2024, 5, 1, tzinfo=UTC)
 
@@ -142,18 +142,7 @@ def test_no_test_split_with_fraction_zero_and_only_kept_episodes_get_one() -> No
 
 
 def test_miner_run_split_by_developer_from_the_cli(tmp_path: Path) -> None:
-    ds = SyntheticDataset()
-    for index, user in enumerate(["ann", "bob", "cy", "dee"]):
-        w = ds.workspace(f"/home/{user}/app", f"host-{user}", user=user)
-        w.start({"calc.py": b"pass\n"})
-        w.snapshot("green")
-        for n in range(3):
-            # a different shape of fix each time: no near-duplicates
-            w.write("calc.py", b"x = (\n" + b"(" * (index * 3 + n) + b"\n")
-            w.snapshot("red", "SyntaxError: '(' was never closed\n")
-            w.write("calc.py", b"x = %d\n" % n + b"[]" * (index * 3 + n))
-            w.snapshot("green")
-    ds.write(tmp_path / "data")
+    team_dataset(tmp_path / "data")
     out = tmp_path / "out"
     args = ["run", "--data-dir", str(tmp_path / "data"), "--out", str(out), "--offline"]
     result = CliRunner().invoke(cli, [*args, "--split-by", "developer"])
