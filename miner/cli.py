@@ -30,15 +30,19 @@ from schemas.views import dataset_views
 from snapshotter.cli_common import config_option
 from snapshotter.config import load_config
 from snapshotter.errors import RedgreenError
+from snapshotter.log_redaction import RedactingGroup, install
 from snapshotter.paths import default_data_dir
+from snapshotter.redact import redact_text
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-@click.group()
+@click.group(cls=RedactingGroup)
 @click.version_option(package_name="redgreen")
 def cli() -> None:
     """Mine green -> red -> green build-repair episodes from a redgreen dataset."""
+    # what its libraries log or warn reaches stderr (logging's last resort), redacted
+    install()
 
 
 def data_dir_option(command: F) -> F:
@@ -70,7 +74,7 @@ def strict_option(command: F) -> F:
 
 
 def _echo_skipped(skipped: Skipped) -> None:
-    click.echo(str(skipped), err=True)
+    click.echo(redact_text(str(skipped)), err=True)
 
 
 def _data_dir(value: Path | None) -> Path:
@@ -201,7 +205,7 @@ def _echo_report(report: DescribeReport, dry_run: Path | None) -> None:
         return ", ".join(f"{reason} {n}" for reason, n in counts.items()) or "none"
 
     for note in report.fallbacks:
-        click.echo(f"note: {note}", err=True)
+        click.echo(redact_text(f"note: {note}"), err=True)
     if dry_run is not None:
         click.echo(
             f"dry run: {report.not_sent} episode(s) not sent; their requests are in {dry_run};"

@@ -33,6 +33,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from snapshotter import control
 from snapshotter.config import Config, load_config
 from snapshotter.errors import RedgreenError, StorageError
+from snapshotter.log_redaction import redact_strings
 from snapshotter.notify import Notifier
 from snapshotter.orphan_builds import end_orphans, mark_environment
 from snapshotter.paths import ensure_private_dir
@@ -400,6 +401,8 @@ class Agent:
             "workspaces": [_stats_json(asdict(r.stats)) for r in self.runners.values()]
             + [{"workspace": str(p), "error": e} for p, e in self.missing.items()],
         }
+        # errors and paths in it come from the working copy: redacted like the log
+        payload = redact_strings(payload, keep=frozenset({"data_dir"}))
         try:
             control.write_status(control.state_dir() / control.STATUS_FILE, payload)
         except OSError as exc:

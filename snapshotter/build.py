@@ -5,7 +5,9 @@
 The command runs through the user's shell (``$SHELL -c COMMAND``, else ``/bin/sh``) in
 the workspace root, in a process group of its own, with stdin from ``/dev/null`` and
 stdout and stderr merged into one pipe.  One loop reads that pipe in chunks into a
-bounded tail buffer (memory stays O(output_cap) whatever the build prints) while it
+bounded tail buffer (memory stays O(output_cap) whatever the build prints; the
+buffer holds a margin beyond the cap so the tail is redacted *before* it is cut,
+see ``_Tail``) while it
 watches two clocks: the build's timeout, and a short drain grace that starts when the
 shell exits (a daemon the build forked may hold the pipe open forever).  When either
 runs out the whole process group gets SIGTERM, then SIGKILL after ``kill_grace_s``.
@@ -33,10 +35,12 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+
+from snapshotter.redact import REDACTED_TEMPLATE, Finding, find_secrets, redact_bytes
 
 __all__ = ["BuildLimits", "BuildOutcome", "run_build"]
 
@@ -49,6 +53,11 @@ POLL_S = 0.05
 READ_CHUNK = 64 * 1024
 # At most this many bytes are dropped after a cut so the kept tail starts on a line.
 LINE_ALIGN_MAX = 4096
+# Bytes kept beyond the cap so that redaction sees whole any secret the cut would
+# split: the largest private key block (8192-bit RSA is ~6.5 KB, redaction follows
+# a block for 64 KiB), and the longest line alignment after it.
+KEY_BLOCK_MARGIN = 64 * 1024
+REDACT_MARGIN = KEY_BLOCK_MARGIN + LINE_ALIGN_MAX
 
 # Exit codes with which POSIX shells report that the command itself could not run.
 SHELL_CANNOT_RUN = {126: "not executable", 127: "command not found"}
@@ -93,10 +102,19 @@ def _shell() -> str:
 
 
 class _Tail:
-    """The last ``cap`` bytes of a stream, in memory bounded by ``cap`` + one chunk."""
+    """The last ``cap`` bytes of a stream, redacted, in memory bounded by ``cap`` + a margin.
+
+    Redaction must see a secret whole: a cut that falls inside a private key would
+    keep its body without the BEGIN line that makes it a key.  So the buffer keeps
+    ``cap + REDACT_MARGIN`` bytes (a key block is at most ``KEY_BLOCK_MARGIN``),
+    the secrets are found in all of it, and only then is it cut to ``cap``: the
+    cut moves forward past any secret it would split, then to a line start, so
+    what is kept holds no part of a secret found in the wider window.
+    """
 
     def __init__(self, cap: int) -> None:
         self.cap = max(0, cap)
+        self.keep = self.cap + REDACT_MARGIN
         self.chunks: collections.deque[bytes] = collections.deque()
         self.size = 0
         self.cut = 0
@@ -105,7 +123,7 @@ class _Tail:
     def add(self, chunk: bytes) -> None:
         self.chunks.append(chunk)
         self.size += len(chunk)
-        while self.chunks and self.size - len(self.chunks[0]) >= self.cap:
+        while self.chunks and self.size - len(self.chunks[0]) >= self.keep:
             dropped = self.chunks.popleft()
             self.size -= len(dropped)
             self.cut += len(dropped)
@@ -113,23 +131,71 @@ class _Tail:
                 self.last_cut_byte = dropped[-1:]
 
     def text(self) -> str:
-        data = b"".join(self.chunks)
-        cut = self.cut
-        if len(data) > self.cap:
-            start = len(data) - self.cap
-            self.last_cut_byte = data[start - 1 : start]
-            data = data[start:]
-            cut += start
-        if cut and self.last_cut_byte != b"\n":
-            # Start on a whole line, so a parser never sees half a path.
-            newline = data.find(b"\n", 0, LINE_ALIGN_MAX)
-            if newline >= 0:
-                data = data[newline + 1 :]
-                cut += newline + 1
-        body = data.decode("utf-8", errors="replace")
+        window = b"".join(self.chunks)
+        if len(window) > self.keep:
+            start = len(window) - self.keep
+            self.last_cut_byte = window[start - 1 : start]
+            window = window[start:]
+            self.cut += start
+        findings = find_secrets(window)
+        start = _cut_point(window, findings, self.cap, self.cut > 0, self.last_cut_byte)
+        kept = _redacted(window, findings, start)
+        cut = self.cut + start
+        if len(kept) > self.cap:
+            # markers are longer than short secrets: cut again, now among markers only
+            extra = len(kept) - self.cap
+            newline = kept.find(b"\n", extra - 1, extra - 1 + LINE_ALIGN_MAX)
+            drop = newline + 1 if newline >= 0 else extra
+            kept = kept[drop:]
+            cut += drop  # approximate: counted in redacted bytes
+        body = kept.decode("utf-8", errors="replace")
         if cut:
             return f"[redgreen: {cut} bytes of output cut]\n{body}"
         return body
+
+
+def _cut_point(
+    window: bytes, findings: Sequence[Finding], cap: int, cut_before: bool, last_cut_byte: bytes
+) -> int:
+    """Where the kept tail of ``window`` starts: within the last ``cap`` bytes, on a
+    line start when one is near, and never inside one of ``findings``."""
+    start = max(0, len(window) - cap)
+    while True:
+        moved = start
+        for f in findings:
+            if f.start < moved < f.end:
+                moved = f.end  # drop the rest of a secret whose start is dropped
+        previous = window[moved - 1 : moved] if moved else (last_cut_byte if cut_before else b"\n")
+        if previous != b"\n" and moved < len(window):
+            # start on a whole line, so a parser never sees half a path
+            newline = window.find(b"\n", moved, moved + LINE_ALIGN_MAX)
+            if newline >= 0:
+                moved = newline + 1
+        if moved == start:
+            return start
+        start = moved
+
+
+def _redacted(window: bytes, findings: Sequence[Finding], start: int) -> bytes:
+    """``window[start:]`` with the secrets found in the whole window replaced.
+
+    They were found with the context before ``start`` (a keyword, a BEGIN line),
+    so they are applied here rather than found again in the tail alone; a last
+    ``redact_bytes`` pass over the tail is the backstop.
+    """
+    out: list[bytes] = []
+    pos = start
+    for f in findings:
+        if f.end <= start:
+            continue
+        out.append(window[pos : f.start])
+        marker = REDACTED_TEMPLATE.format(kind=f.kind).encode()
+        breaks = window.count(b"\n", f.start, f.end)
+        # a span of several lines keeps its line breaks, as redact_bytes does
+        out.append(marker + b"\n" * breaks + marker if breaks else marker)
+        pos = f.end
+    out.append(window[pos:])
+    return redact_bytes(b"".join(out))
 
 
 def _note(output: str, message: str) -> str:

@@ -17,6 +17,7 @@ from snapshotter.build import BuildLimits
 from snapshotter.capture import MIB, CaptureSettings
 from snapshotter.cli_common import config_option, user_errors
 from snapshotter.errors import RedgreenError
+from snapshotter.log_redaction import RedactingGroup, install
 from snapshotter.paths import default_data_dir
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -58,7 +59,7 @@ def _build_options(func: F) -> F:
     return func
 
 
-@click.group()
+@click.group(cls=RedactingGroup)
 @click.version_option(package_name="redgreen")
 @click.option("-v", "--verbose", is_flag=True, help="Log what is done, to stderr.")
 def cli(verbose: bool) -> None:
@@ -67,6 +68,8 @@ def cli(verbose: bool) -> None:
         level=logging.INFO if verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    # every line logged, warned or shown as an error is redacted (a path can hold a token)
+    install()
 
 
 @cli.command()
@@ -197,6 +200,7 @@ def _journal_logging() -> None:
 
         for handler in root.handlers:
             handler.setFormatter(JournalFormatter("%(name)s: %(message)s"))
+    install()  # the filters stay on a handler whose formatter changed; new handlers get one
 
 
 @cli.command()
@@ -292,7 +296,9 @@ def build(workspace: Path, data_dir: Path | None, command: tuple[str, ...]) -> N
         )
     except RedgreenError as exc:
         # recording failed; the developer's build must still run, and only once
-        click.echo(f"snapshotter: build not recorded: {exc}", err=True)
+        from snapshotter.redact import redact_text
+
+        click.echo(redact_text(f"snapshotter: build not recorded: {exc}"), err=True)
         if not ran:
             ran.append(run_build(line, workspace.resolve(), limits, on_output=passthrough))
     raise SystemExit(_exit_code(ran[0].exit_code))

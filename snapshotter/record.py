@@ -129,7 +129,8 @@ def _row(
         "workspace": state.workspace,
         "vcs": state.vcs,
         "base_rev": base_rev,
-        "branch": state.branch,
+        # a branch or bookmark name is the developer's free text: it can hold a token
+        "branch": None if state.branch is None else redact_text(state.branch),
         "state_id": state_id,
         "files": [f.as_row() for f in changes.files],
         "diff": changes.diff,

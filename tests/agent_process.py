@@ -30,11 +30,18 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, what: str = "c
 
 
 class AgentProcess:
-    def __init__(self, args: Sequence[str], log: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        args: Sequence[str],
+        log: Path,
+        env: dict[str, str] | None = None,
+        wrapper: Sequence[str] = (),
+    ) -> None:
+        """``wrapper`` runs the agent through a command (``unshare --user ...``) that execs it."""
         self.log = log
         self._log_file = log.open("ab")
         self.proc = subprocess.Popen(
-            [SNAPSHOTTER, "run", *args],
+            [*wrapper, SNAPSHOTTER, "run", *args],
             stdout=self._log_file,
             stderr=subprocess.STDOUT,
             env={**os.environ, **(env or {})},
