@@ -67,6 +67,8 @@ def install() -> None:
     for handler in handlers:
         if not _has_filter(handler):
             handler.addFilter(RedactingFilter())
+    # off then on: "on" alone keeps nothing if someone replaced showwarning since
+    logging.captureWarnings(False)
     logging.captureWarnings(True)
     warnings_logger = logging.getLogger("py.warnings")
     for handler in warnings_logger.handlers:
